@@ -1,0 +1,545 @@
+//! Configuration: the serde tree of the TOML file, layering, and validation into [`Rules`].
+//!
+//! Layers, later wins: built-in defaults → the file → environment variables
+//! `SLAWATCH__SECTION__KEY` (e.g. `SLAWATCH__ENGINE__ORPHAN_HOLD=2m`). Unknown keys are
+//! rejected. [`FileConfig::validate`] reports every problem at once, each with the key path
+//! that caused it (`policy[2].targets.resolution.urgent: invalid duration "4x"`), and collects
+//! warnings for settings that are legal but probably not meant.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::calendar::Calendar;
+use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
+use crate::policy::{Clock, EngineSettings, Matcher, NamedCalendar, Policy, Rules, Warning};
+use crate::time::{parse_duration, uses_days};
+
+/// A configuration that cannot be used; `Display` lists every problem, one per line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[source] Box<figment::Error>),
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// A validated configuration and the warnings found while validating it.
+pub struct Loaded {
+    pub rules: Arc<Rules>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub calendar: Vec<CalendarSection>,
+    #[serde(default)]
+    pub policy: Vec<PolicySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub allowed_lateness: String,
+    pub idle_grace: String,
+    pub max_clock_skew: String,
+    pub orphan_hold: String,
+    pub max_orphans: usize,
+    pub max_tickets: usize,
+    pub max_event_bytes: usize,
+    pub ticket_retention: String,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            allowed_lateness: "0s".into(),
+            idle_grace: "5s".into(),
+            max_clock_skew: "5m".into(),
+            orphan_hold: "1m".into(),
+            max_orphans: 100_000,
+            max_tickets: 10_000_000,
+            max_event_bytes: 64 * 1024,
+            ticket_retention: "7d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSection {
+    pub name: String,
+    pub timezone: String,
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    #[serde(default)]
+    pub hours: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    pub name: String,
+    #[serde(default = "default_calendar")]
+    pub calendar: String,
+    pub pause_statuses: Option<Vec<String>>,
+    #[serde(default)]
+    pub warn_at: Vec<f64>,
+    #[serde(default)]
+    pub escalate_after: Vec<String>,
+    #[serde(default, rename = "match")]
+    pub matcher: MatchSection,
+    #[serde(default)]
+    pub targets: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn default_calendar() -> String {
+    "24x7".into()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSection {
+    pub priority: Option<Vec<String>>,
+    pub channel: Option<Vec<String>>,
+    pub kind: Option<Vec<String>>,
+    pub group: Option<Vec<String>>,
+    pub customer_tier: Option<Vec<String>>,
+    pub tags_any: Option<Vec<String>>,
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// Limits that keep per-ticket state compact (see docs/CONFIGURATION.md).
+const MAX_FRACTIONS: usize = 32;
+const MAX_TAGS_ANY: usize = 64;
+const MAX_ESCALATIONS: usize = 8;
+
+/// Reads `path` (if given), applies the environment layer and validates.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(path) = path {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed("SLAWATCH__").split("__"));
+    let file: FileConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    file.validate()
+}
+
+/// Parses a configuration from TOML text (no environment layer); for tests and tools.
+pub fn from_toml(text: &str) -> Result<Loaded, ConfigError> {
+    let file: FileConfig =
+        Figment::from(Toml::string(text)).extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    file.validate()
+}
+
+/// Collects problems and warnings while compiling.
+#[derive(Default)]
+struct Report {
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Report {
+    fn problem(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.problems.push(format!("{key}: {msg}"));
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> i64 {
+        parse_duration(text).unwrap_or_else(|| {
+            self.problem(key, format_args!("invalid duration {text:?} (use e.g. 90s, 15m, 4h, 1h30m, 2d)"));
+            0
+        })
+    }
+
+    fn positive_duration(&mut self, key: &str, text: &str) -> i64 {
+        let d = self.duration(key, text);
+        if d == 0 && parse_duration(text).is_some() {
+            self.problem(key, "must be greater than zero");
+        }
+        d
+    }
+
+    fn words<T: Vocabulary>(&mut self, key: &str, values: &[String]) -> Vec<T> {
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                let parsed = T::parse(v);
+                if parsed.is_none() {
+                    self.problem(format_args!("{key}[{i}]"), format_args!("{v:?} is not one of {}", T::WORDS.join(", ")));
+                }
+                parsed
+            })
+            .collect()
+    }
+}
+
+impl FileConfig {
+    /// Compiles the file into [`Rules`], reporting every problem with its key.
+    pub fn validate(&self) -> Result<Loaded, ConfigError> {
+        let mut r = Report::default();
+        let engine = self.engine(&mut r);
+        let calendars = self.calendars(&mut r);
+        let mut interned = Interned::default();
+        let policies: Vec<Policy> =
+            self.policy.iter().enumerate().map(|(i, p)| p.compile(i, &calendars, &mut interned, &mut r)).collect();
+        let mut seen = HashMap::new();
+        for (i, p) in self.policy.iter().enumerate() {
+            if let Some(first) = seen.insert(p.name.as_str(), i) {
+                r.problem(format_args!("policy[{i}].name"), format_args!("{:?} is already the name of policy[{first}]", p.name));
+            }
+        }
+        if interned.fractions.len() > MAX_FRACTIONS {
+            r.problem("policy[*].warn_at", format_args!("more than {MAX_FRACTIONS} distinct fractions across all policies"));
+        }
+        if interned.tags.len() > MAX_TAGS_ANY {
+            r.problem("policy[*].match.tags_any", format_args!("more than {MAX_TAGS_ANY} distinct tags across all policies"));
+        }
+        if !r.problems.is_empty() {
+            return Err(ConfigError::Invalid(r.problems));
+        }
+        let rules = Rules {
+            engine,
+            calendars,
+            policies,
+            fractions: interned.fractions,
+            tag_bits: interned.tags,
+            groups: interned.groups,
+            tiers: interned.tiers,
+        };
+        Ok(Loaded { rules: Arc::new(rules), warnings: r.warnings })
+    }
+
+    fn engine(&self, r: &mut Report) -> EngineSettings {
+        let e = &self.engine;
+        let settings = EngineSettings {
+            allowed_lateness: r.duration("engine.allowed_lateness", &e.allowed_lateness),
+            idle_grace: r.duration("engine.idle_grace", &e.idle_grace),
+            max_clock_skew: r.duration("engine.max_clock_skew", &e.max_clock_skew),
+            orphan_hold: r.duration("engine.orphan_hold", &e.orphan_hold),
+            max_orphans: e.max_orphans,
+            max_tickets: e.max_tickets,
+            max_event_bytes: e.max_event_bytes,
+            ticket_retention: r.duration("engine.ticket_retention", &e.ticket_retention),
+        };
+        for (key, v) in [("engine.max_tickets", e.max_tickets), ("engine.max_event_bytes", e.max_event_bytes)] {
+            if v == 0 {
+                r.problem(key, "must be greater than zero");
+            }
+        }
+        if e.max_tickets > u32::MAX as usize - 1 {
+            r.problem("engine.max_tickets", format_args!("must be at most {}", u32::MAX - 1));
+        }
+        settings
+    }
+
+    fn calendars(&self, r: &mut Report) -> Vec<NamedCalendar> {
+        let mut out = vec![NamedCalendar { name: "24x7".into(), calendar: Arc::new(Calendar::always()) }];
+        for (i, c) in self.calendar.iter().enumerate() {
+            let key = format!("calendar[{i}]");
+            if c.name == "24x7" {
+                r.problem(format_args!("{key}.name"), "\"24x7\" is built in and cannot be redefined");
+            } else if out.iter().any(|o| *o.name == c.name) {
+                r.problem(format_args!("{key}.name"), format_args!("duplicate calendar name {:?}", c.name));
+            }
+            let tz: Option<chrono_tz::Tz> = c.timezone.parse().ok();
+            if tz.is_none() {
+                r.problem(format_args!("{key}.timezone"), format_args!("unknown IANA time zone {:?}", c.timezone));
+            }
+            let holidays: Vec<NaiveDate> = c
+                .holidays
+                .iter()
+                .enumerate()
+                .filter_map(|(h, d)| {
+                    let parsed = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+                    if parsed.is_none() {
+                        r.problem(format_args!("{key}.holidays[{h}]"), format_args!("{d:?} is not a date YYYY-MM-DD"));
+                    }
+                    parsed
+                })
+                .collect();
+            let mut week: [Vec<(u32, u32)>; 7] = Default::default();
+            for (day, windows) in &c.hours {
+                let Some(w) = WEEKDAYS.iter().position(|d| d == day) else {
+                    r.problem(format_args!("{key}.hours.{day}"), "unknown weekday (use mon, tue, wed, thu, fri, sat, sun)");
+                    continue;
+                };
+                week[w] = windows
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, text)| parse_window(&format!("{key}.hours.{day}[{j}]"), text, r))
+                    .collect();
+                week[w].sort_unstable();
+                if week[w].windows(2).any(|pair| pair[0].1 > pair[1].0) {
+                    r.problem(format_args!("{key}.hours.{day}"), "windows overlap");
+                }
+            }
+            if week.iter().all(Vec::is_empty) {
+                r.problem(format_args!("{key}.hours"), "a calendar needs at least one window");
+            }
+            if let Some(tz) = tz {
+                out.push(NamedCalendar { name: c.name.as_str().into(), calendar: Arc::new(Calendar::new(tz, week, &holidays)) });
+            }
+        }
+        out
+    }
+}
+
+/// `HH:MM-HH:MM`, local wall-clock, `24:00` allowed as an end. Milliseconds since midnight.
+fn parse_window(key: &str, text: &str, r: &mut Report) -> Option<(u32, u32)> {
+    let hm = |s: &str| -> Option<u32> {
+        let (h, m) = s.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some((h * 60 + m) * 60_000)
+    };
+    let parsed = text.split_once('-').and_then(|(a, b)| Some((hm(a.trim())?, hm(b.trim())?)));
+    match parsed {
+        Some((start, end)) if start < end && start < 86_400_000 => {
+            if text.trim_end().ends_with("23:59") {
+                r.warnings.push(format!("{key}: ends at 23:59, which leaves out the day's last minute; use 24:00"));
+            }
+            Some((start, end))
+        }
+        Some(_) => {
+            r.problem(key, format_args!("{text:?}: a window must start before it ends, within one day"));
+            None
+        }
+        None => {
+            r.problem(key, format_args!("{text:?} is not a window HH:MM-HH:MM"));
+            None
+        }
+    }
+}
+
+/// Values that policies compare against, given small stable numbers.
+#[derive(Default)]
+struct Interned {
+    fractions: Vec<f64>,
+    tags: HashMap<String, u32>,
+    groups: Vec<Arc<str>>,
+    tiers: Vec<Arc<str>>,
+}
+
+fn intern(list: &mut Vec<Arc<str>>, s: &str) -> u32 {
+    let i = list.iter().position(|x| **x == *s).unwrap_or_else(|| {
+        list.push(s.into());
+        list.len() - 1
+    });
+    // Id 0 means "none" on a ticket.
+    i as u32 + 1
+}
+
+impl PolicySection {
+    fn compile(&self, i: usize, calendars: &[NamedCalendar], interned: &mut Interned, r: &mut Report) -> Policy {
+        let key = format!("policy[{i}]");
+        let calendar = calendars.iter().position(|c| *c.name == self.calendar).unwrap_or_else(|| {
+            r.problem(format_args!("{key}.calendar"), format_args!("unknown calendar {:?}", self.calendar));
+            0
+        });
+        let pause = match &self.pause_statuses {
+            None => Status::Pending.bit() | Status::OnHold.bit(),
+            Some(list) => {
+                let statuses = r.words::<Status>(&format!("{key}.pause_statuses"), list);
+                if statuses.iter().any(|s| matches!(s, Status::Solved | Status::Closed)) {
+                    r.problem(format_args!("{key}.pause_statuses"), "solved and closed end the clock; they cannot pause it");
+                }
+                statuses.iter().fold(0, |acc, s| acc | s.bit())
+            }
+        };
+        let mut warnings = Vec::new();
+        for (j, &f) in self.warn_at.iter().enumerate() {
+            if !(f > 0.0 && f < 1.0) {
+                r.problem(format_args!("{key}.warn_at[{j}]"), format_args!("{f} is not a fraction in (0, 1)"));
+            } else if j > 0 && f <= self.warn_at[j - 1] {
+                r.problem(format_args!("{key}.warn_at[{j}]"), "fractions must be strictly increasing");
+            } else {
+                let bit = interned.fractions.iter().position(|&x| x == f).unwrap_or_else(|| {
+                    interned.fractions.push(f);
+                    interned.fractions.len() - 1
+                });
+                warnings.push(Warning { fraction: f, bit: bit.min(31) as u8 });
+            }
+        }
+        let escalate: Vec<i64> = self
+            .escalate_after
+            .iter()
+            .enumerate()
+            .map(|(j, text)| r.positive_duration(&format!("{key}.escalate_after[{j}]"), text))
+            .collect();
+        if escalate.windows(2).any(|w| w[0] >= w[1]) {
+            r.problem(format_args!("{key}.escalate_after"), "durations must be strictly increasing");
+        }
+        if escalate.len() > MAX_ESCALATIONS {
+            r.problem(format_args!("{key}.escalate_after"), format_args!("at most {MAX_ESCALATIONS} levels"));
+        }
+        let mut targets = [[None; 4]; 3];
+        for (clock_name, per_priority) in &self.targets {
+            let Some(clock) = Clock::ALL.iter().find(|c| c.as_str() == clock_name) else {
+                r.problem(
+                    format_args!("{key}.targets.{clock_name}"),
+                    "unknown clock (use first_response, next_response, resolution)",
+                );
+                continue;
+            };
+            for (priority_name, text) in per_priority {
+                let tkey = format!("{key}.targets.{clock_name}.{priority_name}");
+                let Some(priority) = Priority::parse(priority_name) else {
+                    r.problem(&tkey, format_args!("unknown priority (use {})", Priority::WORDS.join(", ")));
+                    continue;
+                };
+                targets[*clock as usize][priority as usize] = Some(r.positive_duration(&tkey, text));
+                if uses_days(text) && calendar != 0 {
+                    r.warnings.push(format!(
+                        "{tkey}: {text:?} uses d, which is 24 hours of business time in calendar {:?}, not a working day",
+                        self.calendar
+                    ));
+                }
+            }
+        }
+        let m = &self.matcher;
+        let mkey = format!("{key}.match");
+        let mask = |bits: Option<u8>| bits.unwrap_or(u8::MAX);
+        let matcher = Matcher {
+            priority: mask(m.priority.as_ref().map(|v| bits(&r.words::<Priority>(&format!("{mkey}.priority"), v)))),
+            channel: mask(m.channel.as_ref().map(|v| bits(&r.words::<Channel>(&format!("{mkey}.channel"), v)))),
+            kind: mask(m.kind.as_ref().map(|v| bits(&r.words::<Kind>(&format!("{mkey}.kind"), v)))),
+            groups: m.group.as_ref().map(|v| v.iter().map(|g| intern(&mut interned.groups, g)).collect()),
+            tiers: m.customer_tier.as_ref().map(|v| v.iter().map(|t| intern(&mut interned.tiers, t)).collect()),
+            tags_any: m.tags_any.as_ref().map(|v| {
+                v.iter().fold(0u64, |acc, t| {
+                    let next = interned.tags.len() as u32;
+                    let bit = *interned.tags.entry(t.clone()).or_insert(next);
+                    acc | 1u64.checked_shl(bit).unwrap_or(0)
+                })
+            }),
+        };
+        Policy {
+            name: self.name.as_str().into(),
+            calendar,
+            pause,
+            warnings,
+            escalate,
+            matcher,
+            targets,
+        }
+    }
+}
+
+fn bits<T: Vocabulary + Copy>(values: &[T]) -> u8 {
+    values.iter().fold(0, |acc, v| acc | v.bit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match from_toml(text) {
+            Err(ConfigError::Invalid(p)) => p,
+            Err(e) => vec![e.to_string()],
+            Ok(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn empty_config_is_valid_with_spec_defaults() {
+        let loaded = from_toml("").unwrap();
+        let e = &loaded.rules.engine;
+        assert_eq!((e.allowed_lateness, e.idle_grace, e.max_clock_skew, e.orphan_hold), (0, 5_000, 300_000, 60_000));
+        assert_eq!(e.max_event_bytes, 65_536);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let p = problems(
+            r#"
+            [[calendar]]
+            name = "office"
+            timezone = "Mars/Olympus"
+            holidays = ["2026-13-01"]
+            [calendar.hours]
+            mon = ["09:00-12:00", "11:00-13:00"]
+            tue = ["17:00-09:00"]
+            [[policy]]
+            name = "p"
+            calendar = "nowhere"
+            warn_at = [0.5, 1.5]
+            escalate_after = ["2h", "1h"]
+            pause_statuses = ["pending", "solved"]
+            [policy.match]
+            priority = ["urgent", "asap"]
+            [policy.targets.resolution]
+            urgent = "4x"
+            [policy.targets.first_response]
+            soon = "1h"
+            "#,
+        );
+        for expected in [
+            "calendar[0].timezone:",
+            "calendar[0].holidays[0]:",
+            "calendar[0].hours.mon: windows overlap",
+            "calendar[0].hours.tue[0]:",
+            "policy[0].calendar: unknown calendar",
+            "policy[0].warn_at[1]:",
+            "policy[0].escalate_after:",
+            "policy[0].pause_statuses:",
+            "policy[0].match.priority[1]:",
+            "policy[0].targets.resolution.urgent: invalid duration \"4x\"",
+            "policy[0].targets.first_response.soon:",
+        ] {
+            assert!(p.iter().any(|l| l.starts_with(expected)), "missing {expected:?} in {p:#?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let p = problems("[engine]\norphan_hould = \"1m\"\n");
+        assert!(p[0].contains("orphan_hould"), "{p:?}");
+    }
+
+    #[test]
+    fn calendar_without_windows_is_an_error() {
+        let p = problems("[[calendar]]\nname = \"c\"\ntimezone = \"UTC\"\n");
+        assert_eq!(p, vec!["calendar[0].hours: a calendar needs at least one window".to_string()]);
+    }
+
+    #[test]
+    fn check_config_warns_on_days_in_business_calendars_and_2359() {
+        let loaded = from_toml(
+            r#"
+            [[calendar]]
+            name = "office"
+            timezone = "Europe/Berlin"
+            [calendar.hours]
+            mon = ["09:00-23:59"]
+            [[policy]]
+            name = "p"
+            calendar = "office"
+            [policy.targets.resolution]
+            low = "2d"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml")).unwrap();
+        let loaded = from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(loaded.rules.policies.len() >= 4);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+}

@@ -1,0 +1,654 @@
+//! The SLA clock engine: tickets, cycles, the frontier and the deadline index (SPEC §3–§6).
+//!
+//! One `Engine` serves one partition (in replay: the single input stream). It is pure and
+//! deterministic: no wall clock, no I/O, no randomness; time comes only from event timestamps
+//! and from [`Engine::advance`]. For every event: advance the frontier, emit the alerts now
+//! due in (instant, ticket id, clock, cycle, kind, level) order, then apply the event and emit
+//! what it causes.
+//!
+//! Invariants:
+//! - every ticket with a pending alert (or a retention expiry) has exactly one entry
+//!   `(due, slot)` in `index`, and `Ticket::due` equals that key;
+//! - after the due step of an event, no pending alert lies below the frontier except those of
+//!   cycles that the event itself starts late (they fire at the next due step);
+//! - a cycle's end first emits its alerts due before the end, so a fulfilment's outcome never
+//!   depends on how far the frontier happened to be (see docs/SEMANTICS.md).
+
+mod orphans;
+mod output;
+mod ticket;
+mod timeline;
+
+pub use output::{Detail, Outcome, SlaEvent, SlaKind};
+pub use ticket::{Cycle, Slot, Ticket};
+pub use timeline::Timeline;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use compact_str::CompactString;
+
+use crate::event::{Body, Created, Event, Reason, Rejection, Status, Update};
+use crate::policy::{Attrs, Policy, Rules};
+use crate::time::Instant;
+use orphans::Orphans;
+use ticket::{NEVER, NO_POLICY, Tickets};
+use timeline::{Alert, next_alert, schedule};
+
+/// What became of one input event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    /// A repeated `event_id` on the ticket: ignored.
+    Duplicate,
+    /// The ticket is closed: ignored.
+    Ignored,
+    /// No such ticket yet: held for up to `orphan_hold`.
+    Held,
+    /// Cannot be applied: dead-letter it.
+    Rejected(Rejection),
+}
+
+/// A held event that expired, with what the caller attached to it.
+#[derive(Debug)]
+pub struct DeadLetter<P> {
+    pub payload: P,
+    pub rejection: Rejection,
+}
+
+/// What the engine emits; the caller drains both after each call.
+#[derive(Debug)]
+pub struct Outbox<P> {
+    pub sla: Vec<SlaEvent>,
+    pub dead: Vec<DeadLetter<P>>,
+}
+
+impl<P> Default for Outbox<P> {
+    fn default() -> Self {
+        Outbox { sla: Vec::new(), dead: Vec::new() }
+    }
+}
+
+/// Counters for the summary line and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub ignored: u64,
+    pub held: u64,
+    pub unmatched: u64,
+    pub evicted: u64,
+    pub sla: [u64; 6],
+}
+
+/// Interned strings (groups, customer tiers) seeded with the ones policies name, so that
+/// ids `1..=n` agree with [`Rules`]. Id 0 is "none".
+#[derive(Default)]
+struct Interner {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+/// Distinct values one interner takes before further ones are rejected as `capacity`.
+const MAX_INTERNED: usize = 1 << 20;
+
+impl Interner {
+    fn seeded(names: &[Arc<str>]) -> Interner {
+        let mut i = Interner::default();
+        for n in names {
+            i.intern(n);
+        }
+        i
+    }
+
+    fn intern(&mut self, s: &str) -> Option<u32> {
+        if let Some(&id) = self.ids.get(s) {
+            return Some(id);
+        }
+        if self.names.len() >= MAX_INTERNED {
+            return None;
+        }
+        let name: Arc<str> = s.into();
+        self.names.push(name.clone());
+        let id = self.names.len() as u32;
+        self.ids.insert(name, id);
+        Some(id)
+    }
+
+    fn name(&self, id: u32) -> Option<&Arc<str>> {
+        id.checked_sub(1).map(|i| &self.names[i as usize])
+    }
+}
+
+pub struct Engine<P> {
+    rules: Arc<Rules>,
+    frontier: Instant,
+    max_seen: Instant,
+    tickets: Tickets,
+    index: BTreeSet<(Instant, u32)>,
+    orphans: Orphans<P>,
+    groups: Interner,
+    tiers: Interner,
+    /// Reused buffer for the tickets due at one instant.
+    batch: Vec<u32>,
+    pub stats: Stats,
+}
+
+impl<P> Engine<P> {
+    pub fn new(rules: Arc<Rules>) -> Self {
+        Engine {
+            groups: Interner::seeded(&rules.groups),
+            tiers: Interner::seeded(&rules.tiers),
+            rules,
+            frontier: Instant::MIN,
+            max_seen: Instant::MIN,
+            tickets: Tickets::default(),
+            index: BTreeSet::new(),
+            orphans: Orphans::default(),
+            batch: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The frontier F (`Instant::MIN` before the first event).
+    pub fn frontier(&self) -> Instant {
+        self.frontier
+    }
+
+    /// The largest `occurred_at` seen.
+    pub fn max_seen(&self) -> Instant {
+        self.max_seen
+    }
+
+    pub fn open_tickets(&self) -> usize {
+        self.tickets.len()
+    }
+
+    pub fn held_events(&self) -> usize {
+        self.orphans.len()
+    }
+
+    pub fn ticket(&self, id: &str) -> Option<&Ticket> {
+        self.tickets.find(id).map(|s| self.tickets.get(s))
+    }
+
+    /// Bytes held by the ticket table and the deadline index (estimated for the index from its
+    /// entry count: B-tree nodes hold 11 keys and run about two-thirds full).
+    pub fn state_bytes(&self) -> usize {
+        self.tickets.allocated_bytes() + self.index.len() * size_of::<(Instant, u32)>() * 3 / 2
+    }
+
+    /// Moves the frontier to `f` if that is later, then emits what is due and expires held
+    /// events. Live mode calls this on idle partitions; replay calls it at end of input.
+    pub fn advance(&mut self, f: Instant, out: &mut Outbox<P>) {
+        self.frontier = self.frontier.max(f);
+        self.emit_due(out);
+        for (payload, id) in self.orphans.expire(self.frontier) {
+            out.dead.push(DeadLetter {
+                payload,
+                rejection: Rejection::new(
+                    Reason::UnknownTicket,
+                    format!("no ticket.created for {id:?} within orphan_hold"),
+                ),
+            });
+        }
+    }
+
+    /// End of input: the frontier becomes `until` (or the largest `occurred_at` seen), due
+    /// alerts are emitted, and events still held are dead-lettered — nothing can create
+    /// their tickets any more.
+    pub fn finish(&mut self, until: Option<Instant>, out: &mut Outbox<P>) {
+        self.advance(until.unwrap_or(self.max_seen), out);
+        for (payload, id) in self.orphans.drain() {
+            out.dead.push(DeadLetter {
+                payload,
+                rejection: Rejection::new(Reason::UnknownTicket, format!("no ticket.created for {id:?} before end of input")),
+            });
+        }
+    }
+
+    /// Applies one valid event. `hold` produces what to keep with the event if it has to be
+    /// held as an orphan (called only then).
+    pub fn handle(&mut self, ev: Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
+        self.max_seen = self.max_seen.max(ev.occurred_at);
+        self.advance(ev.occurred_at.saturating_sub(self.rules.engine.allowed_lateness), out);
+        let outcome = match self.tickets.find(&ev.ticket_id) {
+            Some(slot) => self.apply_known(slot, ev, out),
+            None => match &ev.body {
+                Body::Created(_) => self.create(ev, out),
+                _ => self.orphans.hold(ev, hold(), self.frontier, &self.rules.engine),
+            },
+        };
+        self.count(&outcome);
+        outcome
+    }
+
+    fn count(&mut self, outcome: &Applied) {
+        let counter = match outcome {
+            Applied::Applied => &mut self.stats.applied,
+            Applied::Duplicate => &mut self.stats.duplicates,
+            Applied::Ignored => &mut self.stats.ignored,
+            Applied::Held => &mut self.stats.held,
+            Applied::Rejected(_) => return,
+        };
+        *counter += 1;
+    }
+
+    fn create(&mut self, ev: Event, out: &mut Outbox<P>) -> Applied {
+        let Body::Created(c) = &ev.body else { unreachable!("create() takes ticket.created") };
+        if self.tickets.len() >= self.rules.engine.max_tickets {
+            let max = self.rules.engine.max_tickets;
+            return Applied::Rejected(Rejection::new(Reason::Capacity, format!("open-ticket limit of {max} reached")));
+        }
+        let attrs = match self.created_attrs(c) {
+            Ok(a) => a,
+            Err(r) => return Applied::Rejected(r),
+        };
+        let at = ev.occurred_at;
+        let mut ticket = Ticket::new(ev.ticket_id.clone(), at, attrs, Status::New);
+        if let Some(id) = &ev.event_id {
+            ticket.remember(id);
+        }
+        ticket.policy = self.select(&attrs);
+        if ticket.policy == NO_POLICY {
+            self.stats.unmatched += 1;
+        }
+        if c.opened_by_agent {
+            ticket.agent_replied = true;
+        } else {
+            ticket.response = Cycle::started(at, 1, 0);
+        }
+        ticket.resolution = Cycle::started(at, 1, 0);
+        let slot = self.tickets.insert(ticket);
+        if c.status != Status::New {
+            let late = at < self.frontier;
+            self.set_status(slot, c.status, at, late, out);
+        }
+        self.reschedule(slot);
+        for (held, payload) in self.orphans.release(&ev.ticket_id) {
+            let outcome = self.apply_known(slot, held, out);
+            self.count(&outcome);
+            if let Applied::Rejected(rejection) = outcome {
+                out.dead.push(DeadLetter { payload, rejection });
+            }
+        }
+        Applied::Applied
+    }
+
+    fn created_attrs(&mut self, c: &Created) -> Result<Attrs, Rejection> {
+        Ok(Attrs {
+            priority: c.priority,
+            channel: c.channel,
+            kind: c.kind,
+            group: self.intern_group(c.group.as_deref())?,
+            tier: self.intern_tier(c.customer_tier.as_deref())?,
+            tags: self.rules.tag_mask(c.tags.iter().map(CompactString::as_str)),
+        })
+    }
+
+    fn intern_group(&mut self, g: Option<&str>) -> Result<u32, Rejection> {
+        g.map_or(Ok(0), |g| self.groups.intern(g).ok_or_else(|| too_many("groups")))
+    }
+
+    fn intern_tier(&mut self, t: Option<&str>) -> Result<u32, Rejection> {
+        t.map_or(Ok(0), |t| self.tiers.intern(t).ok_or_else(|| too_many("customer tiers")))
+    }
+
+    fn select(&self, attrs: &Attrs) -> u16 {
+        self.rules.select(attrs).map_or(NO_POLICY, |p| p as u16)
+    }
+
+    fn apply_known(&mut self, slot: u32, ev: Event, out: &mut Outbox<P>) -> Applied {
+        let t = self.tickets.get_mut(slot);
+        if let Some(id) = &ev.event_id
+            && !t.remember(id)
+        {
+            return Applied::Duplicate;
+        }
+        if t.status == Status::Closed {
+            return Applied::Ignored;
+        }
+        let late = ev.occurred_at < self.frontier;
+        let at = ev.occurred_at;
+        let now = at.max(t.applied_at);
+        t.applied_at = now;
+        match ev.body {
+            Body::Created(_) => {
+                return Applied::Rejected(Rejection::new(
+                    Reason::DuplicateTicket,
+                    format!("ticket {:?} already exists", ev.ticket_id),
+                ));
+            }
+            Body::Updated(u) => {
+                if let Err(r) = self.update(slot, &u, now, out) {
+                    return Applied::Rejected(r);
+                }
+            }
+            Body::StatusChanged(s) => self.set_status(slot, s, at, late, out),
+            Body::ComplaintResolved => {
+                self.end_cycle(slot, Slot::Resolution, End::Fulfil, at, late, out);
+                self.set_status(slot, Status::Solved, at, late, out);
+            }
+            Body::ReplySent { public: false, .. } => {}
+            Body::ReplySent { author: crate::event::Author::Agent, public: true } => {
+                self.end_cycle(slot, Slot::Response, End::Fulfil, at, late, out);
+                self.tickets.get_mut(slot).agent_replied = true;
+            }
+            Body::ReplySent { author: crate::event::Author::Customer, public: true } => {
+                if self.tickets.get(slot).status == Status::Solved {
+                    self.set_status(slot, Status::Open, at, late, out);
+                }
+                let t = self.tickets.get_mut(slot);
+                if t.agent_replied && !t.response.running() {
+                    let number = if t.response.is(Cycle::NEXT) { t.response.number.saturating_add(1) } else { 1 };
+                    t.response = Cycle::started(now, number, Cycle::NEXT);
+                }
+            }
+        }
+        self.reschedule(slot);
+        Applied::Applied
+    }
+
+    /// Applies attribute changes and re-evaluates the running cycles against the policy
+    /// chosen again (SPEC §4).
+    fn update(&mut self, slot: u32, u: &Update, now: Instant, out: &mut Outbox<P>) -> Result<(), Rejection> {
+        let mut a = self.tickets.get(slot).attrs();
+        a.priority = u.priority.unwrap_or(a.priority);
+        a.channel = u.channel.unwrap_or(a.channel);
+        a.kind = u.kind.unwrap_or(a.kind);
+        if let Some(g) = &u.group {
+            a.group = self.intern_group(g.as_deref())?;
+        }
+        if let Some(t) = &u.customer_tier {
+            a.tier = self.intern_tier(t.as_deref())?;
+        }
+        if let Some(tags) = &u.tags {
+            a.tags = self.rules.tag_mask(tags.iter().map(CompactString::as_str));
+        }
+        let policy = self.select(&a);
+        let t = self.tickets.get_mut(slot);
+        t.set_attrs(a);
+        t.policy = policy;
+        // A change of pause_statuses applies from now on; recorded pauses stay.
+        let pauses_now = self.rules.pause_of(t.policy()) & status_bit(t.status) != 0;
+        if t.resolution.running() && t.paused() != pauses_now {
+            if pauses_now {
+                t.paused_since = now;
+            } else {
+                t.end_pause(now);
+            }
+        }
+        for which in Slot::BOTH {
+            self.reevaluate(slot, which, out);
+        }
+        Ok(())
+    }
+
+    /// Recomputed alerts below the frontier: a breach not yet emitted is emitted at once
+    /// (at the recomputed deadline); warnings and escalations are skipped.
+    fn reevaluate(&mut self, slot: u32, which: Slot, out: &mut Outbox<P>) {
+        let rules = self.rules.clone();
+        let Some((policy, target)) = self.target(slot, which) else { return };
+        let policy = &rules.policies[policy];
+        for alert in schedule(policy) {
+            let t = self.tickets.get(slot);
+            if alert.is_done(t.cycle(which)) {
+                continue;
+            }
+            match self.instant_of(slot, which, policy, target, alert) {
+                Some(at) if at < self.frontier => {
+                    if alert == Alert::Breach {
+                        self.emit_alert(slot, which, alert, at, out);
+                    }
+                    alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn set_status(&mut self, slot: u32, status: Status, at: Instant, late: bool, out: &mut Outbox<P>) {
+        let t = self.tickets.get(slot);
+        let old = t.status;
+        if status == old {
+            return;
+        }
+        let now = t.applied_at;
+        match status {
+            Status::Solved | Status::Closed => {
+                self.end_cycle(slot, Slot::Response, End::Cancel, at, late, out);
+                self.end_cycle(slot, Slot::Resolution, End::Fulfil, at, late, out);
+            }
+            _ if old == Status::Solved => {
+                // A reopen: a new resolution cycle from now.
+                let pauses = self.rules.pause_of(t.policy()) & status_bit(status) != 0;
+                let t = self.tickets.get_mut(slot);
+                t.resolution = Cycle::started(now, t.resolution.number.saturating_add(1), 0);
+                t.pauses = Box::default();
+                t.paused_since = if pauses { now } else { NEVER };
+            }
+            _ => {
+                let pauses = self.rules.pause_of(t.policy()) & status_bit(status) != 0;
+                let t = self.tickets.get_mut(slot);
+                if t.resolution.running() && pauses && !t.paused() {
+                    t.paused_since = now;
+                } else if !pauses {
+                    t.end_pause(now);
+                }
+            }
+        }
+        self.tickets.get_mut(slot).status = status;
+    }
+
+    /// Ends the running cycle in `which` at `at` (no earlier than its start): fulfils the
+    /// resolution and any cycle an event answers, cancels response cycles on solve.
+    fn end_cycle(&mut self, slot: u32, which: Slot, end: End, at: Instant, late: bool, out: &mut Outbox<P>) {
+        let c = *self.tickets.get(slot).cycle(which);
+        if !c.running() {
+            return;
+        }
+        let end_at = at.max(c.start);
+        let target = self.target(slot, which);
+        if let Some((policy, target)) = target {
+            self.flush_before(slot, which, policy, target, end_at, out);
+        }
+        let c = self.tickets.get_mut(slot).cycle_mut(which);
+        c.flags &= !Cycle::RUNNING;
+        let Some((policy, target)) = target else { return };
+        if end == End::Cancel {
+            self.emit(slot, which, SlaKind::Cancelled, end_at, Detail::None, out);
+            return;
+        }
+        c.flags |= Cycle::FULFILLED;
+        let mut outcome = if c.breach_stands() { Outcome::Breached } else { Outcome::Met };
+        if outcome == Outcome::Breached && late {
+            let deadline = self.instant_of(slot, which, &self.rules.policies[policy], target, Alert::Breach);
+            if deadline.is_some_and(|d| end_at <= d) {
+                self.tickets.get_mut(slot).cycle_mut(which).flags |= Cycle::RETRACTED;
+                self.emit(slot, which, SlaKind::BreachRetracted, end_at, Detail::None, out);
+                outcome = Outcome::Met;
+            }
+        }
+        self.emit(slot, which, SlaKind::Fulfilled, end_at, Detail::Outcome(outcome), out);
+    }
+
+    /// Emits the alerts of a cycle that fall due before `end`, the instant it ends.
+    fn flush_before(&mut self, slot: u32, which: Slot, policy: usize, target: i64, end: Instant, out: &mut Outbox<P>) {
+        let rules = self.rules.clone();
+        let policy = &rules.policies[policy];
+        while let Some(alert) = next_alert(policy, self.tickets.get(slot).cycle(which)) {
+            match self.instant_of(slot, which, policy, target, alert) {
+                Some(at) if at < end => {
+                    self.emit_alert(slot, which, alert, at, out);
+                    alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// The ticket's policy and the target of the cycle in `which`, if it has one.
+    fn target(&self, slot: u32, which: Slot) -> Option<(usize, i64)> {
+        let t = self.tickets.get(slot);
+        let p = t.policy()?;
+        Some((p, self.rules.policies[p].target(t.clock(which), t.priority)?))
+    }
+
+    fn timeline(t: &Ticket, which: Slot) -> Timeline<'_> {
+        match which {
+            Slot::Response => Timeline { start: t.response.start, pauses: &[], paused_since: NEVER },
+            Slot::Resolution => Timeline { start: t.resolution.start, pauses: &t.pauses, paused_since: t.paused_since },
+        }
+    }
+
+    fn instant_of(&self, slot: u32, which: Slot, policy: &Policy, target: i64, alert: Alert) -> Option<Instant> {
+        let t = self.tickets.get(slot);
+        let cal = &self.rules.calendars[policy.calendar].calendar;
+        Self::timeline(t, which).instant_at(cal, alert.threshold(policy, target))
+    }
+
+    /// Recomputes the ticket's next due instant and moves its index entry.
+    fn reschedule(&mut self, slot: u32) {
+        let due = self.next_due(slot);
+        let t = self.tickets.get_mut(slot);
+        if t.due == due {
+            return;
+        }
+        if t.due != NEVER {
+            self.index.remove(&(t.due, slot));
+        }
+        t.due = due;
+        if due != NEVER {
+            self.index.insert((due, slot));
+        }
+    }
+
+    fn next_due(&self, slot: u32) -> Instant {
+        let t = self.tickets.get(slot);
+        let mut due = NEVER;
+        for which in Slot::BOTH {
+            if let Some(at) = self.next_alert_at(slot, which) {
+                due = due.min(at.1);
+            }
+        }
+        if matches!(t.status, Status::Solved | Status::Closed) {
+            due = due.min(t.applied_at.saturating_add(self.rules.engine.ticket_retention));
+        }
+        due
+    }
+
+    /// The next alert of the running cycle in `which` and its instant.
+    fn next_alert_at(&self, slot: u32, which: Slot) -> Option<(Alert, Instant)> {
+        let t = self.tickets.get(slot);
+        let c = t.cycle(which);
+        if !c.running() {
+            return None;
+        }
+        let (p, target) = self.target(slot, which)?;
+        let policy = &self.rules.policies[p];
+        let alert = next_alert(policy, c)?;
+        Some((alert, self.instant_of(slot, which, policy, target, alert)?))
+    }
+
+    /// Emits every alert due below the frontier, in contract order.
+    fn emit_due(&mut self, out: &mut Outbox<P>) {
+        while let Some(&(at, _)) = self.index.first()
+            && at < self.frontier
+        {
+            let mut batch = std::mem::take(&mut self.batch);
+            while let Some(&(a, slot)) = self.index.first()
+                && a == at
+            {
+                self.index.pop_first();
+                self.tickets.get_mut(slot).due = NEVER;
+                batch.push(slot);
+            }
+            batch.sort_unstable_by(|&a, &b| self.tickets.get(a).id.cmp(&self.tickets.get(b).id));
+            for &slot in &batch {
+                self.fire(slot, at, out);
+            }
+            batch.clear();
+            self.batch = batch;
+        }
+    }
+
+    /// Emits the ticket's alerts at instant `at`, or forgets it when its retention is over.
+    fn fire(&mut self, slot: u32, at: Instant, out: &mut Outbox<P>) {
+        for which in Slot::BOTH {
+            while let Some((alert, when)) = self.next_alert_at(slot, which)
+                && when <= at
+            {
+                self.emit_alert(slot, which, alert, when, out);
+                alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+            }
+        }
+        let t = self.tickets.get(slot);
+        let expired = matches!(t.status, Status::Solved | Status::Closed)
+            && t.applied_at.saturating_add(self.rules.engine.ticket_retention) <= at;
+        if expired {
+            self.tickets.remove(slot);
+            self.stats.evicted += 1;
+        } else {
+            self.reschedule(slot);
+        }
+    }
+
+    fn emit_alert(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
+        let (kind, detail) = match alert {
+            Alert::Warning(w) => (SlaKind::Warning, Detail::Fraction(w.fraction)),
+            Alert::Breach => (SlaKind::Breached, Detail::None),
+            Alert::Escalation(level) => (SlaKind::Escalated, Detail::Level(level)),
+        };
+        self.emit(slot, which, kind, at, detail, out);
+    }
+
+    /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target).
+    fn emit(&mut self, slot: u32, which: Slot, kind: SlaKind, at: Instant, detail: Detail, out: &mut Outbox<P>) {
+        let Some((p, target)) = self.target(slot, which) else { return };
+        let t = self.tickets.get(slot);
+        let policy = &self.rules.policies[p];
+        let cal = &self.rules.calendars[policy.calendar].calendar;
+        let timeline = Self::timeline(t, which);
+        let c = t.cycle(which);
+        self.stats.sla[kind as usize] += 1;
+        out.sla.push(SlaEvent {
+            kind,
+            ticket_id: t.id.clone(),
+            clock: t.clock(which),
+            cycle: c.number,
+            policy: policy.name.clone(),
+            priority: t.priority,
+            channel: t.channel,
+            ticket_kind: t.kind,
+            group: self.groups.name(t.group).cloned(),
+            started_at: c.start,
+            deadline: timeline.instant_at(cal, target),
+            target_ms: target,
+            at,
+            elapsed_ms: timeline.elapsed(cal, at),
+            detail,
+        });
+    }
+}
+
+/// How a cycle ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Fulfil,
+    Cancel,
+}
+
+fn status_bit(s: Status) -> u8 {
+    1 << s as u8
+}
+
+fn too_many(what: &str) -> Rejection {
+    Rejection::new(Reason::Capacity, format!("too many distinct {what} (limit {MAX_INTERNED})"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! Per-ticket state and the table that holds it.
+//!
+//! Memory is the constraint here (millions of open tickets, budget 200 bytes each including
+//! the deadline index), so a ticket is one fixed-size record in a slab `Vec`, found through a
+//! `hashbrown::HashTable<u32>` of slot numbers hashed by ticket id: the table costs about
+//! 10 bytes per ticket instead of repeating the key. Small strings (ticket ids up to 24 bytes)
+//! live inline. Groups and tiers are interned ids; tags are the bits that policies look at.
+
+use compact_str::CompactString;
+use hashbrown::HashTable;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::event::{Channel, Kind, Priority, Status};
+use crate::policy::{Attrs, Clock};
+use crate::time::Instant;
+
+/// Marks "no instant" for [`Ticket::due`] and [`Ticket::paused_since`].
+pub const NEVER: Instant = Instant::MAX;
+
+/// One run of a clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cycle {
+    pub start: Instant,
+    /// From 1 per ticket and clock; 0 = this clock never ran.
+    pub number: u16,
+    /// Warnings done (emitted or skipped), by fraction bit ([`crate::policy::Rules::fractions`]).
+    pub warned: u16,
+    /// Escalation levels done, bit `k` = level `k + 1`.
+    pub escalated: u8,
+    pub flags: u8,
+}
+
+impl Cycle {
+    pub const RUNNING: u8 = 1;
+    /// The cycle ended with a fulfilment (otherwise, if not running, it was cancelled).
+    pub const FULFILLED: u8 = 2;
+    /// Its breach was emitted.
+    pub const BREACHED: u8 = 4;
+    pub const RETRACTED: u8 = 8;
+    /// On the response slot: this is a `next_response` cycle, not `first_response`.
+    pub const NEXT: u8 = 16;
+
+    pub fn started(start: Instant, number: u16, flags: u8) -> Cycle {
+        Cycle { start, number, flags: flags | Cycle::RUNNING, ..Cycle::default() }
+    }
+
+    pub fn is(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn running(&self) -> bool {
+        self.is(Cycle::RUNNING)
+    }
+
+    /// A breach that was emitted and stands.
+    pub fn breach_stands(&self) -> bool {
+        self.is(Cycle::BREACHED) && !self.is(Cycle::RETRACTED)
+    }
+}
+
+/// Which of a ticket's two cycle slots: `first_response` and `next_response` never run at
+/// the same time (the latter needs an agent reply, which ends the former), so they share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    Response,
+    Resolution,
+}
+
+impl Slot {
+    pub const BOTH: [Slot; 2] = [Slot::Response, Slot::Resolution];
+}
+
+#[derive(Debug)]
+pub struct Ticket {
+    pub id: CompactString,
+    /// The latest time applied to this ticket; later events never go back before it.
+    pub applied_at: Instant,
+    /// Its key in the deadline index, or [`NEVER`].
+    pub due: Instant,
+    /// Start of the open pause of the resolution cycle, or [`NEVER`].
+    pub paused_since: Instant,
+    /// Closed pauses of the current resolution cycle, in order.
+    pub pauses: Box<[(Instant, Instant)]>,
+    pub tags: u64,
+    pub group: u32,
+    pub tier: u32,
+    /// Fingerprints of the last event ids seen, newest at `seen_next - 1` (ring).
+    pub seen: [u32; 4],
+    pub response: Cycle,
+    pub resolution: Cycle,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub kind: Kind,
+    pub status: Status,
+    /// Index of the ticket's policy, or [`NO_POLICY`].
+    pub policy: u16,
+    pub agent_replied: bool,
+    seen_next: u8,
+}
+
+pub const NO_POLICY: u16 = u16::MAX;
+
+impl Ticket {
+    pub fn new(id: CompactString, at: Instant, attrs: Attrs, status: Status) -> Ticket {
+        Ticket {
+            id,
+            applied_at: at,
+            due: NEVER,
+            paused_since: NEVER,
+            pauses: Box::default(),
+            tags: attrs.tags,
+            group: attrs.group,
+            tier: attrs.tier,
+            seen: [0; 4],
+            response: Cycle::default(),
+            resolution: Cycle::default(),
+            priority: attrs.priority,
+            channel: attrs.channel,
+            kind: attrs.kind,
+            status,
+            policy: NO_POLICY,
+            agent_replied: false,
+            seen_next: 0,
+        }
+    }
+
+    pub fn attrs(&self) -> Attrs {
+        Attrs {
+            priority: self.priority,
+            channel: self.channel,
+            kind: self.kind,
+            group: self.group,
+            tier: self.tier,
+            tags: self.tags,
+        }
+    }
+
+    pub fn set_attrs(&mut self, a: Attrs) {
+        (self.priority, self.channel, self.kind) = (a.priority, a.channel, a.kind);
+        (self.group, self.tier, self.tags) = (a.group, a.tier, a.tags);
+    }
+
+    pub fn policy(&self) -> Option<usize> {
+        (self.policy != NO_POLICY).then_some(self.policy as usize)
+    }
+
+    pub fn cycle(&self, slot: Slot) -> &Cycle {
+        match slot {
+            Slot::Response => &self.response,
+            Slot::Resolution => &self.resolution,
+        }
+    }
+
+    pub fn cycle_mut(&mut self, slot: Slot) -> &mut Cycle {
+        match slot {
+            Slot::Response => &mut self.response,
+            Slot::Resolution => &mut self.resolution,
+        }
+    }
+
+    pub fn clock(&self, slot: Slot) -> Clock {
+        match slot {
+            Slot::Resolution => Clock::Resolution,
+            Slot::Response if self.response.is(Cycle::NEXT) => Clock::NextResponse,
+            Slot::Response => Clock::FirstResponse,
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused_since != NEVER
+    }
+
+    /// Records `event_id`; false if it is among the last ones seen (a duplicate).
+    pub fn remember(&mut self, event_id: &str) -> bool {
+        // Never 0, so an empty ring slot cannot match.
+        let fp = (xxh3_64(event_id.as_bytes()) >> 32) as u32 | 1;
+        if self.seen.contains(&fp) {
+            return false;
+        }
+        self.seen[self.seen_next as usize] = fp;
+        self.seen_next = (self.seen_next + 1) % self.seen.len() as u8;
+        true
+    }
+
+    pub fn end_pause(&mut self, at: Instant) {
+        if self.paused() {
+            let mut pauses = std::mem::take(&mut self.pauses).into_vec();
+            pauses.push((self.paused_since, at.max(self.paused_since)));
+            self.pauses = pauses.into_boxed_slice();
+            self.paused_since = NEVER;
+        }
+    }
+}
+
+/// Tickets by id: a slab of records plus a hash table of slot numbers.
+#[derive(Default)]
+pub struct Tickets {
+    slab: Vec<Ticket>,
+    free: Vec<u32>,
+    by_id: HashTable<u32>,
+}
+
+fn hash(id: &str) -> u64 {
+    xxh3_64(id.as_bytes())
+}
+
+impl Tickets {
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn find(&self, id: &str) -> Option<u32> {
+        self.by_id.find(hash(id), |&s| self.slab[s as usize].id == id).copied()
+    }
+
+    pub fn insert(&mut self, ticket: Ticket) -> u32 {
+        let h = hash(&ticket.id);
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = ticket;
+                s
+            }
+            None => {
+                self.slab.push(ticket);
+                self.slab.len() as u32 - 1
+            }
+        };
+        let slab = &self.slab;
+        self.by_id.insert_unique(h, slot, |&s| hash(&slab[s as usize].id));
+        slot
+    }
+
+    pub fn remove(&mut self, slot: u32) {
+        let t = &mut self.slab[slot as usize];
+        if let Ok(entry) = self.by_id.find_entry(hash(&t.id), |&s| s == slot) {
+            entry.remove();
+        }
+        // Release the heap parts now; the record itself is reused by the next insert.
+        t.id = CompactString::default();
+        t.pauses = Box::default();
+        self.free.push(slot);
+    }
+
+    pub fn get(&self, slot: u32) -> &Ticket {
+        &self.slab[slot as usize]
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> &mut Ticket {
+        &mut self.slab[slot as usize]
+    }
+
+    /// Bytes held by the table itself (slab, free list and hash table), for measurements.
+    pub fn allocated_bytes(&self) -> usize {
+        self.slab.capacity() * size_of::<Ticket>()
+            + self.free.capacity() * 4
+            + self.by_id.capacity() * 4 * 8 / 7
+            + self.by_id.capacity() * 8 / 7
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_record_stays_compact() {
+        assert!(size_of::<Ticket>() <= 136, "Ticket is {} bytes", size_of::<Ticket>());
+    }
+
+    #[test]
+    fn repeated_event_ids_are_recognised_among_the_last_four() {
+        let attrs = Attrs {
+            priority: Priority::Low,
+            channel: Channel::Email,
+            kind: Kind::Request,
+            group: 0,
+            tier: 0,
+            tags: 0,
+        };
+        let mut t = Ticket::new("T".into(), 0, attrs, Status::New);
+        for id in ["a", "b", "c", "d"] {
+            assert!(t.remember(id));
+        }
+        assert!(!t.remember("a"));
+        assert!(t.remember("e"));
+        assert!(t.remember("a"), "only the last four are kept");
+    }
+
+    #[test]
+    fn slots_are_reused_and_lookups_follow() {
+        let attrs = Attrs {
+            priority: Priority::Low,
+            channel: Channel::Email,
+            kind: Kind::Request,
+            group: 0,
+            tier: 0,
+            tags: 0,
+        };
+        let mut tickets = Tickets::default();
+        let a = tickets.insert(Ticket::new("a".into(), 0, attrs, Status::New));
+        let b = tickets.insert(Ticket::new("b".into(), 0, attrs, Status::New));
+        tickets.remove(a);
+        assert_eq!(tickets.find("a"), None);
+        let c = tickets.insert(Ticket::new("c".into(), 0, attrs, Status::New));
+        assert_eq!((c, tickets.find("c"), tickets.find("b")), (a, Some(a), Some(b)));
+        assert_eq!(tickets.len(), 2);
+    }
+}

@@ -1,0 +1,8 @@
+//! slawatch — real-time customer-service SLA monitoring.
+pub mod calendar;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod policy;
+pub mod time;
+pub mod replay;

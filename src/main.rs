@@ -1,0 +1,121 @@
+//! The `slawatch` command: CLI → tracing → config → command → exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use slawatch::config::{self, ConfigError};
+use slawatch::replay;
+use slawatch::time::{Instant, parse_rfc3339};
+
+/// Real-time customer-service SLA monitoring: clocks per ticket in business time, warnings,
+/// breaches, escalations and fulfilments.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run NDJSON ticket events through the engine and write the SLA events they cause.
+    Replay {
+        /// Configuration file (TOML): engine settings, calendars, policies.
+        #[arg(long)]
+        config: PathBuf,
+        /// Input events, one JSON object per line; `-` is stdin.
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        /// Where SLA events go, one JSON object per line; `-` is stdout.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+        /// Where dead letters go (one JSON object per line with reason, detail, line and the
+        /// original text); without it they are only counted.
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// At end of input, move the frontier to this instant (RFC 3339) instead of the
+        /// largest occurred_at seen, emitting the alerts due by then.
+        #[arg(long, value_parser = parse_instant)]
+        until: Option<Instant>,
+    },
+    /// Validate a configuration: exit 0 if usable (printing warnings), 2 if not.
+    CheckConfig {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn parse_instant(s: &str) -> Result<Instant, String> {
+    parse_rfc3339(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 timestamp with offset"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                eprintln!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Replay { config, input, output, dead_letter, until } => {
+            let rules = match load(&config) {
+                Ok(rules) => rules,
+                Err(code) => return code,
+            };
+            let opts = replay::Options { input: Some(input), output: Some(output), dead_letter, until, progress: true };
+            match replay::run(rules, &opts) {
+                Ok(summary) => {
+                    eprintln!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("slawatch: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Loads and validates the configuration, printing warnings; a problem exits with 2.
+fn load(path: &std::path::Path) -> Result<std::sync::Arc<slawatch::policy::Rules>, ExitCode> {
+    match config::load(Some(path)) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded.rules)
+        }
+        Err(e) => {
+            let what = match e {
+                ConfigError::Load(_) => "cannot load",
+                ConfigError::Invalid(_) => "invalid",
+            };
+            eprintln!("slawatch: {what} configuration {}:\n{e}", path.display());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
