@@ -130,14 +130,17 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed("SLAWATCH__").split("__"));
-    let file: FileConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    let file: FileConfig = figment
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))?;
     file.validate()
 }
 
 /// Parses a configuration from TOML text (no environment layer); for tests and tools.
 pub fn from_toml(text: &str) -> Result<Loaded, ConfigError> {
-    let file: FileConfig =
-        Figment::from(Toml::string(text)).extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    let file: FileConfig = Figment::from(Toml::string(text))
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))?;
     file.validate()
 }
 
@@ -155,7 +158,10 @@ impl Report {
 
     fn duration(&mut self, key: &str, text: &str) -> i64 {
         parse_duration(text).unwrap_or_else(|| {
-            self.problem(key, format_args!("invalid duration {text:?} (use e.g. 90s, 15m, 4h, 1h30m, 2d)"));
+            self.problem(
+                key,
+                format_args!("invalid duration {text:?} (use e.g. 90s, 15m, 4h, 1h30m, 2d)"),
+            );
             0
         })
     }
@@ -175,7 +181,10 @@ impl Report {
             .filter_map(|(i, v)| {
                 let parsed = T::parse(v);
                 if parsed.is_none() {
-                    self.problem(format_args!("{key}[{i}]"), format_args!("{v:?} is not one of {}", T::WORDS.join(", ")));
+                    self.problem(
+                        format_args!("{key}[{i}]"),
+                        format_args!("{v:?} is not one of {}", T::WORDS.join(", ")),
+                    );
                 }
                 parsed
             })
@@ -190,19 +199,32 @@ impl FileConfig {
         let engine = self.engine(&mut r);
         let calendars = self.calendars(&mut r);
         let mut interned = Interned::default();
-        let policies: Vec<Policy> =
-            self.policy.iter().enumerate().map(|(i, p)| p.compile(i, &calendars, &mut interned, &mut r)).collect();
+        let policies: Vec<Policy> = self
+            .policy
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.compile(i, &calendars, &mut interned, &mut r))
+            .collect();
         let mut seen = HashMap::new();
         for (i, p) in self.policy.iter().enumerate() {
             if let Some(first) = seen.insert(p.name.as_str(), i) {
-                r.problem(format_args!("policy[{i}].name"), format_args!("{:?} is already the name of policy[{first}]", p.name));
+                r.problem(
+                    format_args!("policy[{i}].name"),
+                    format_args!("{:?} is already the name of policy[{first}]", p.name),
+                );
             }
         }
         if interned.fractions.len() > MAX_FRACTIONS {
-            r.problem("policy[*].warn_at", format_args!("more than {MAX_FRACTIONS} distinct fractions across all policies"));
+            r.problem(
+                "policy[*].warn_at",
+                format_args!("more than {MAX_FRACTIONS} distinct fractions across all policies"),
+            );
         }
         if interned.tags.len() > MAX_TAGS_ANY {
-            r.problem("policy[*].match.tags_any", format_args!("more than {MAX_TAGS_ANY} distinct tags across all policies"));
+            r.problem(
+                "policy[*].match.tags_any",
+                format_args!("more than {MAX_TAGS_ANY} distinct tags across all policies"),
+            );
         }
         if !r.problems.is_empty() {
             return Err(ConfigError::Invalid(r.problems));
@@ -216,7 +238,10 @@ impl FileConfig {
             groups: interned.groups,
             tiers: interned.tiers,
         };
-        Ok(Loaded { rules: Arc::new(rules), warnings: r.warnings })
+        Ok(Loaded {
+            rules: Arc::new(rules),
+            warnings: r.warnings,
+        })
     }
 
     fn engine(&self, r: &mut Report) -> EngineSettings {
@@ -231,29 +256,47 @@ impl FileConfig {
             max_event_bytes: e.max_event_bytes,
             ticket_retention: r.duration("engine.ticket_retention", &e.ticket_retention),
         };
-        for (key, v) in [("engine.max_tickets", e.max_tickets), ("engine.max_event_bytes", e.max_event_bytes)] {
+        for (key, v) in [
+            ("engine.max_tickets", e.max_tickets),
+            ("engine.max_event_bytes", e.max_event_bytes),
+        ] {
             if v == 0 {
                 r.problem(key, "must be greater than zero");
             }
         }
         if e.max_tickets > u32::MAX as usize - 1 {
-            r.problem("engine.max_tickets", format_args!("must be at most {}", u32::MAX - 1));
+            r.problem(
+                "engine.max_tickets",
+                format_args!("must be at most {}", u32::MAX - 1),
+            );
         }
         settings
     }
 
     fn calendars(&self, r: &mut Report) -> Vec<NamedCalendar> {
-        let mut out = vec![NamedCalendar { name: "24x7".into(), calendar: Arc::new(Calendar::always()) }];
+        let mut out = vec![NamedCalendar {
+            name: "24x7".into(),
+            calendar: Arc::new(Calendar::always()),
+        }];
         for (i, c) in self.calendar.iter().enumerate() {
             let key = format!("calendar[{i}]");
             if c.name == "24x7" {
-                r.problem(format_args!("{key}.name"), "\"24x7\" is built in and cannot be redefined");
+                r.problem(
+                    format_args!("{key}.name"),
+                    "\"24x7\" is built in and cannot be redefined",
+                );
             } else if out.iter().any(|o| *o.name == c.name) {
-                r.problem(format_args!("{key}.name"), format_args!("duplicate calendar name {:?}", c.name));
+                r.problem(
+                    format_args!("{key}.name"),
+                    format_args!("duplicate calendar name {:?}", c.name),
+                );
             }
             let tz: Option<chrono_tz::Tz> = c.timezone.parse().ok();
             if tz.is_none() {
-                r.problem(format_args!("{key}.timezone"), format_args!("unknown IANA time zone {:?}", c.timezone));
+                r.problem(
+                    format_args!("{key}.timezone"),
+                    format_args!("unknown IANA time zone {:?}", c.timezone),
+                );
             }
             let holidays: Vec<NaiveDate> = c
                 .holidays
@@ -262,7 +305,10 @@ impl FileConfig {
                 .filter_map(|(h, d)| {
                     let parsed = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
                     if parsed.is_none() {
-                        r.problem(format_args!("{key}.holidays[{h}]"), format_args!("{d:?} is not a date YYYY-MM-DD"));
+                        r.problem(
+                            format_args!("{key}.holidays[{h}]"),
+                            format_args!("{d:?} is not a date YYYY-MM-DD"),
+                        );
                     }
                     parsed
                 })
@@ -270,13 +316,18 @@ impl FileConfig {
             let mut week: [Vec<(u32, u32)>; 7] = Default::default();
             for (day, windows) in &c.hours {
                 let Some(w) = WEEKDAYS.iter().position(|d| d == day) else {
-                    r.problem(format_args!("{key}.hours.{day}"), "unknown weekday (use mon, tue, wed, thu, fri, sat, sun)");
+                    r.problem(
+                        format_args!("{key}.hours.{day}"),
+                        "unknown weekday (use mon, tue, wed, thu, fri, sat, sun)",
+                    );
                     continue;
                 };
                 week[w] = windows
                     .iter()
                     .enumerate()
-                    .filter_map(|(j, text)| parse_window(&format!("{key}.hours.{day}[{j}]"), text, r))
+                    .filter_map(|(j, text)| {
+                        parse_window(&format!("{key}.hours.{day}[{j}]"), text, r)
+                    })
                     .collect();
                 week[w].sort_unstable();
                 if week[w].windows(2).any(|pair| pair[0].1 > pair[1].0) {
@@ -284,10 +335,16 @@ impl FileConfig {
                 }
             }
             if week.iter().all(Vec::is_empty) {
-                r.problem(format_args!("{key}.hours"), "a calendar needs at least one window");
+                r.problem(
+                    format_args!("{key}.hours"),
+                    "a calendar needs at least one window",
+                );
             }
             if let Some(tz) = tz {
-                out.push(NamedCalendar { name: c.name.as_str().into(), calendar: Arc::new(Calendar::new(tz, week, &holidays)) });
+                out.push(NamedCalendar {
+                    name: c.name.as_str().into(),
+                    calendar: Arc::new(Calendar::new(tz, week, &holidays)),
+                });
             }
         }
         out
@@ -304,16 +361,23 @@ fn parse_window(key: &str, text: &str, r: &mut Report) -> Option<(u32, u32)> {
         let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
         (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some((h * 60 + m) * 60_000)
     };
-    let parsed = text.split_once('-').and_then(|(a, b)| Some((hm(a.trim())?, hm(b.trim())?)));
+    let parsed = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((hm(a.trim())?, hm(b.trim())?)));
     match parsed {
         Some((start, end)) if start < end && start < 86_400_000 => {
             if text.trim_end().ends_with("23:59") {
-                r.warnings.push(format!("{key}: ends at 23:59, which leaves out the day's last minute; use 24:00"));
+                r.warnings.push(format!(
+                    "{key}: ends at 23:59, which leaves out the day's last minute; use 24:00"
+                ));
             }
             Some((start, end))
         }
         Some(_) => {
-            r.problem(key, format_args!("{text:?}: a window must start before it ends, within one day"));
+            r.problem(
+                key,
+                format_args!("{text:?}: a window must start before it ends, within one day"),
+            );
             None
         }
         None => {
@@ -342,18 +406,36 @@ fn intern(list: &mut Vec<Arc<str>>, s: &str) -> u32 {
 }
 
 impl PolicySection {
-    fn compile(&self, i: usize, calendars: &[NamedCalendar], interned: &mut Interned, r: &mut Report) -> Policy {
+    fn compile(
+        &self,
+        i: usize,
+        calendars: &[NamedCalendar],
+        interned: &mut Interned,
+        r: &mut Report,
+    ) -> Policy {
         let key = format!("policy[{i}]");
-        let calendar = calendars.iter().position(|c| *c.name == self.calendar).unwrap_or_else(|| {
-            r.problem(format_args!("{key}.calendar"), format_args!("unknown calendar {:?}", self.calendar));
-            0
-        });
+        let calendar = calendars
+            .iter()
+            .position(|c| *c.name == self.calendar)
+            .unwrap_or_else(|| {
+                r.problem(
+                    format_args!("{key}.calendar"),
+                    format_args!("unknown calendar {:?}", self.calendar),
+                );
+                0
+            });
         let pause = match &self.pause_statuses {
             None => Status::Pending.bit() | Status::OnHold.bit(),
             Some(list) => {
                 let statuses = r.words::<Status>(&format!("{key}.pause_statuses"), list);
-                if statuses.iter().any(|s| matches!(s, Status::Solved | Status::Closed)) {
-                    r.problem(format_args!("{key}.pause_statuses"), "solved and closed end the clock; they cannot pause it");
+                if statuses
+                    .iter()
+                    .any(|s| matches!(s, Status::Solved | Status::Closed))
+                {
+                    r.problem(
+                        format_args!("{key}.pause_statuses"),
+                        "solved and closed end the clock; they cannot pause it",
+                    );
                 }
                 statuses.iter().fold(0, |acc, s| acc | s.bit())
             }
@@ -361,15 +443,28 @@ impl PolicySection {
         let mut warnings = Vec::new();
         for (j, &f) in self.warn_at.iter().enumerate() {
             if !(f > 0.0 && f < 1.0) {
-                r.problem(format_args!("{key}.warn_at[{j}]"), format_args!("{f} is not a fraction in (0, 1)"));
+                r.problem(
+                    format_args!("{key}.warn_at[{j}]"),
+                    format_args!("{f} is not a fraction in (0, 1)"),
+                );
             } else if j > 0 && f <= self.warn_at[j - 1] {
-                r.problem(format_args!("{key}.warn_at[{j}]"), "fractions must be strictly increasing");
+                r.problem(
+                    format_args!("{key}.warn_at[{j}]"),
+                    "fractions must be strictly increasing",
+                );
             } else {
-                let bit = interned.fractions.iter().position(|&x| x == f).unwrap_or_else(|| {
-                    interned.fractions.push(f);
-                    interned.fractions.len() - 1
+                let bit = interned
+                    .fractions
+                    .iter()
+                    .position(|&x| x == f)
+                    .unwrap_or_else(|| {
+                        interned.fractions.push(f);
+                        interned.fractions.len() - 1
+                    });
+                warnings.push(Warning {
+                    fraction: f,
+                    bit: bit.min(31) as u8,
                 });
-                warnings.push(Warning { fraction: f, bit: bit.min(31) as u8 });
             }
         }
         let escalate: Vec<i64> = self
@@ -379,10 +474,16 @@ impl PolicySection {
             .map(|(j, text)| r.positive_duration(&format!("{key}.escalate_after[{j}]"), text))
             .collect();
         if escalate.windows(2).any(|w| w[0] >= w[1]) {
-            r.problem(format_args!("{key}.escalate_after"), "durations must be strictly increasing");
+            r.problem(
+                format_args!("{key}.escalate_after"),
+                "durations must be strictly increasing",
+            );
         }
         if escalate.len() > MAX_ESCALATIONS {
-            r.problem(format_args!("{key}.escalate_after"), format_args!("at most {MAX_ESCALATIONS} levels"));
+            r.problem(
+                format_args!("{key}.escalate_after"),
+                format_args!("at most {MAX_ESCALATIONS} levels"),
+            );
         }
         let mut targets = [[None; 4]; 3];
         for (clock_name, per_priority) in &self.targets {
@@ -396,10 +497,14 @@ impl PolicySection {
             for (priority_name, text) in per_priority {
                 let tkey = format!("{key}.targets.{clock_name}.{priority_name}");
                 let Some(priority) = Priority::parse(priority_name) else {
-                    r.problem(&tkey, format_args!("unknown priority (use {})", Priority::WORDS.join(", ")));
+                    r.problem(
+                        &tkey,
+                        format_args!("unknown priority (use {})", Priority::WORDS.join(", ")),
+                    );
                     continue;
                 };
-                targets[*clock as usize][priority as usize] = Some(r.positive_duration(&tkey, text));
+                targets[*clock as usize][priority as usize] =
+                    Some(r.positive_duration(&tkey, text));
                 if uses_days(text) && calendar != 0 {
                     r.warnings.push(format!(
                         "{tkey}: {text:?} uses d, which is 24 hours of business time in calendar {:?}, not a working day",
@@ -412,11 +517,29 @@ impl PolicySection {
         let mkey = format!("{key}.match");
         let mask = |bits: Option<u8>| bits.unwrap_or(u8::MAX);
         let matcher = Matcher {
-            priority: mask(m.priority.as_ref().map(|v| bits(&r.words::<Priority>(&format!("{mkey}.priority"), v)))),
-            channel: mask(m.channel.as_ref().map(|v| bits(&r.words::<Channel>(&format!("{mkey}.channel"), v)))),
-            kind: mask(m.kind.as_ref().map(|v| bits(&r.words::<Kind>(&format!("{mkey}.kind"), v)))),
-            groups: m.group.as_ref().map(|v| v.iter().map(|g| intern(&mut interned.groups, g)).collect()),
-            tiers: m.customer_tier.as_ref().map(|v| v.iter().map(|t| intern(&mut interned.tiers, t)).collect()),
+            priority: mask(
+                m.priority
+                    .as_ref()
+                    .map(|v| bits(&r.words::<Priority>(&format!("{mkey}.priority"), v))),
+            ),
+            channel: mask(
+                m.channel
+                    .as_ref()
+                    .map(|v| bits(&r.words::<Channel>(&format!("{mkey}.channel"), v))),
+            ),
+            kind: mask(
+                m.kind
+                    .as_ref()
+                    .map(|v| bits(&r.words::<Kind>(&format!("{mkey}.kind"), v))),
+            ),
+            groups: m
+                .group
+                .as_ref()
+                .map(|v| v.iter().map(|g| intern(&mut interned.groups, g)).collect()),
+            tiers: m
+                .customer_tier
+                .as_ref()
+                .map(|v| v.iter().map(|t| intern(&mut interned.tiers, t)).collect()),
             tags_any: m.tags_any.as_ref().map(|v| {
                 v.iter().fold(0u64, |acc, t| {
                     let next = interned.tags.len() as u32;
@@ -457,7 +580,15 @@ mod tests {
     fn empty_config_is_valid_with_spec_defaults() {
         let loaded = from_toml("").unwrap();
         let e = &loaded.rules.engine;
-        assert_eq!((e.allowed_lateness, e.idle_grace, e.max_clock_skew, e.orphan_hold), (0, 5_000, 300_000, 60_000));
+        assert_eq!(
+            (
+                e.allowed_lateness,
+                e.idle_grace,
+                e.max_clock_skew,
+                e.orphan_hold
+            ),
+            (0, 5_000, 300_000, 60_000)
+        );
         assert_eq!(e.max_event_bytes, 65_536);
     }
 
@@ -499,7 +630,10 @@ mod tests {
             "policy[0].targets.resolution.urgent: invalid duration \"4x\"",
             "policy[0].targets.first_response.soon:",
         ] {
-            assert!(p.iter().any(|l| l.starts_with(expected)), "missing {expected:?} in {p:#?}");
+            assert!(
+                p.iter().any(|l| l.starts_with(expected)),
+                "missing {expected:?} in {p:#?}"
+            );
         }
     }
 
@@ -512,7 +646,10 @@ mod tests {
     #[test]
     fn calendar_without_windows_is_an_error() {
         let p = problems("[[calendar]]\nname = \"c\"\ntimezone = \"UTC\"\n");
-        assert_eq!(p, vec!["calendar[0].hours: a calendar needs at least one window".to_string()]);
+        assert_eq!(
+            p,
+            vec!["calendar[0].hours: a calendar needs at least one window".to_string()]
+        );
     }
 
     #[test]
@@ -537,7 +674,9 @@ mod tests {
 
     #[test]
     fn shipped_example_config_is_valid() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
+                .unwrap();
         let loaded = from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
         assert!(loaded.rules.policies.len() >= 4);
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);

@@ -73,7 +73,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
-        Rejection { reason, detail: detail.into() }
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -204,14 +207,21 @@ impl Body {
 /// Decodes and validates one message. `max_bytes` is the `too_large` limit.
 pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
     if bytes.len() > max_bytes {
-        return Err(Rejection::new(Reason::TooLarge, format!("{} bytes exceeds the limit of {max_bytes}", bytes.len())));
+        return Err(Rejection::new(
+            Reason::TooLarge,
+            format!("{} bytes exceeds the limit of {max_bytes}", bytes.len()),
+        ));
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Rejection::new(Reason::InvalidJson, format!("not UTF-8: {e}")))?;
     if !text.trim_start().starts_with('{') {
-        return Err(Rejection::new(Reason::InvalidJson, "expected a JSON object"));
+        return Err(Rejection::new(
+            Reason::InvalidJson,
+            "expected a JSON object",
+        ));
     }
-    let wire: Wire = serde_json::from_str(text).map_err(|e| Rejection::new(Reason::InvalidJson, e.to_string()))?;
+    let wire: Wire = serde_json::from_str(text)
+        .map_err(|e| Rejection::new(Reason::InvalidJson, e.to_string()))?;
     wire.validate()
 }
 
@@ -308,7 +318,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
                         _ => all_strings = false,
                     }
                 }
-                Ok(if all_strings { Loose::StrList(items) } else { Loose::Other("an array with non-string items") })
+                Ok(if all_strings {
+                    Loose::StrList(items)
+                } else {
+                    Loose::Other("an array with non-string items")
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -353,7 +367,10 @@ fn optional<'v>(field: &str, v: &'v Loose) -> Result<Option<&'v str>, Rejection>
     match v {
         Loose::Absent | Loose::Null => Ok(None),
         Loose::Str(s) => Ok(Some(s)),
-        other => Err(invalid(field, format_args!("must be a string, got {}", other.describe()))),
+        other => Err(invalid(
+            field,
+            format_args!("must be a string, got {}", other.describe()),
+        )),
     }
 }
 
@@ -365,7 +382,12 @@ fn bounded(field: &str, s: &str, max: usize) -> Result<CompactString, Rejection>
 }
 
 fn word<T: Vocabulary>(field: &str, s: &str) -> Result<T, Rejection> {
-    T::parse(s).ok_or_else(|| invalid(field, format_args!("{s:?} is not one of {}", T::WORDS.join(", "))))
+    T::parse(s).ok_or_else(|| {
+        invalid(
+            field,
+            format_args!("{s:?} is not one of {}", T::WORDS.join(", ")),
+        )
+    })
 }
 
 impl Wire<'_> {
@@ -373,23 +395,45 @@ impl Wire<'_> {
         let type_name = match &self.kind_of_event {
             Loose::Absent => return Err(missing("type")),
             Loose::Str(s) => s.as_ref(),
-            other => return Err(invalid("type", format_args!("must be a string, got {}", other.describe()))),
+            other => {
+                return Err(invalid(
+                    "type",
+                    format_args!("must be a string, got {}", other.describe()),
+                ));
+            }
         };
         if !matches!(
             type_name,
-            "ticket.created" | "ticket.updated" | "ticket.status_changed" | "reply.sent" | "complaint.resolved"
+            "ticket.created"
+                | "ticket.updated"
+                | "ticket.status_changed"
+                | "reply.sent"
+                | "complaint.resolved"
         ) {
-            return Err(Rejection::new(Reason::UnknownType, format!("unknown event type {type_name:?}")));
+            return Err(Rejection::new(
+                Reason::UnknownType,
+                format!("unknown event type {type_name:?}"),
+            ));
         }
         let ticket_id = required("ticket_id", &self.ticket_id)?;
         if ticket_id.is_empty() || ticket_id.len() > MAX_TICKET_ID {
-            return Err(invalid("ticket_id", format_args!("must be 1 to {MAX_TICKET_ID} bytes")));
+            return Err(invalid(
+                "ticket_id",
+                format_args!("must be 1 to {MAX_TICKET_ID} bytes"),
+            ));
         }
         let occurred_text = required("occurred_at", &self.occurred_at)?;
-        let occurred_at = parse_rfc3339(occurred_text)
-            .ok_or_else(|| invalid("occurred_at", format_args!("{occurred_text:?} is not RFC 3339 with an offset")))?;
+        let occurred_at = parse_rfc3339(occurred_text).ok_or_else(|| {
+            invalid(
+                "occurred_at",
+                format_args!("{occurred_text:?} is not RFC 3339 with an offset"),
+            )
+        })?;
         if !(RANGE_START..RANGE_END).contains(&occurred_at) {
-            return Err(invalid("occurred_at", "outside the supported range 1970-01-01 to 2099-12-31"));
+            return Err(invalid(
+                "occurred_at",
+                "outside the supported range 1970-01-01 to 2099-12-31",
+            ));
         }
         let event_id = optional("event_id", &self.event_id)?
             .map(|s| bounded("event_id", s, MAX_EVENT_ID))
@@ -405,7 +449,12 @@ impl Wire<'_> {
                 public: match self.public {
                     Loose::Absent | Loose::Null => true,
                     Loose::Bool(b) => b,
-                    ref other => return Err(invalid("public", format_args!("must be a boolean, got {}", other.describe()))),
+                    ref other => {
+                        return Err(invalid(
+                            "public",
+                            format_args!("must be a boolean, got {}", other.describe()),
+                        ));
+                    }
                 },
             },
             _ => {
@@ -413,18 +462,33 @@ impl Wire<'_> {
                 Body::ComplaintResolved
             }
         };
-        Ok(Event { ticket_id: CompactString::from(ticket_id), occurred_at, event_id, body })
+        Ok(Event {
+            ticket_id: CompactString::from(ticket_id),
+            occurred_at,
+            event_id,
+            body,
+        })
     }
 
     fn created(&self) -> Result<Created, Rejection> {
-        let opened_by = optional("opened_by", &self.opened_by)?.map(|s| word::<Author>("opened_by", s)).transpose()?;
+        let opened_by = optional("opened_by", &self.opened_by)?
+            .map(|s| word::<Author>("opened_by", s))
+            .transpose()?;
         Ok(Created {
             priority: word::<Priority>("priority", required("priority", &self.priority)?)?,
             channel: word::<Channel>("channel", required("channel", &self.channel)?)?,
-            kind: optional("kind", &self.kind)?.map(|s| word::<Kind>("kind", s)).transpose()?.unwrap_or(Kind::Request),
-            status: optional("status", &self.status)?.map(|s| word::<Status>("status", s)).transpose()?.unwrap_or(Status::New),
+            kind: optional("kind", &self.kind)?
+                .map(|s| word::<Kind>("kind", s))
+                .transpose()?
+                .unwrap_or(Kind::Request),
+            status: optional("status", &self.status)?
+                .map(|s| word::<Status>("status", s))
+                .transpose()?
+                .unwrap_or(Status::New),
             opened_by_agent: opened_by == Some(Author::Agent),
-            group: optional("group", &self.group)?.map(|s| bounded("group", s, MAX_GROUP)).transpose()?,
+            group: optional("group", &self.group)?
+                .map(|s| bounded("group", s, MAX_GROUP))
+                .transpose()?,
             customer_tier: optional("customer_tier", &self.customer_tier)?
                 .map(|s| bounded("customer_tier", s, MAX_TIER))
                 .transpose()?,
@@ -433,17 +497,30 @@ impl Wire<'_> {
     }
 
     fn update(&self) -> Result<Update, Rejection> {
-        let clearable = |field: &str, v: &Loose, max: usize| -> Result<Option<Option<CompactString>>, Rejection> {
+        let clearable = |field: &str,
+                         v: &Loose,
+                         max: usize|
+         -> Result<Option<Option<CompactString>>, Rejection> {
             match v {
                 Loose::Absent => Ok(None),
                 Loose::Null => Ok(Some(None)),
-                _ => Ok(Some(optional(field, v)?.map(|s| bounded(field, s, max)).transpose()?)),
+                _ => Ok(Some(
+                    optional(field, v)?
+                        .map(|s| bounded(field, s, max))
+                        .transpose()?,
+                )),
             }
         };
         let update = Update {
-            priority: optional("priority", &self.priority)?.map(|s| word::<Priority>("priority", s)).transpose()?,
-            channel: optional("channel", &self.channel)?.map(|s| word::<Channel>("channel", s)).transpose()?,
-            kind: optional("kind", &self.kind)?.map(|s| word::<Kind>("kind", s)).transpose()?,
+            priority: optional("priority", &self.priority)?
+                .map(|s| word::<Priority>("priority", s))
+                .transpose()?,
+            channel: optional("channel", &self.channel)?
+                .map(|s| word::<Channel>("channel", s))
+                .transpose()?,
+            kind: optional("kind", &self.kind)?
+                .map(|s| word::<Kind>("kind", s))
+                .transpose()?,
             group: clearable("group", &self.group, MAX_GROUP)?,
             customer_tier: clearable("customer_tier", &self.customer_tier, MAX_TIER)?,
             tags: self.tags()?,
@@ -464,9 +541,15 @@ impl Wire<'_> {
                 if list.len() > MAX_TAGS {
                     return Err(invalid("tags", format_args!("more than {MAX_TAGS} tags")));
                 }
-                list.iter().map(|t| bounded("tags", t, MAX_TAG)).collect::<Result<_, _>>().map(Some)
+                list.iter()
+                    .map(|t| bounded("tags", t, MAX_TAG))
+                    .collect::<Result<_, _>>()
+                    .map(Some)
             }
-            other => Err(invalid("tags", format_args!("must be an array of strings, got {}", other.describe()))),
+            other => Err(invalid(
+                "tags",
+                format_args!("must be an array of strings, got {}", other.describe()),
+            )),
         }
     }
 }
@@ -476,7 +559,9 @@ mod tests {
     use super::*;
 
     fn reason(json: &str) -> Reason {
-        decode(json.as_bytes(), 65_536).expect_err("should be rejected").reason
+        decode(json.as_bytes(), 65_536)
+            .expect_err("should be rejected")
+            .reason
     }
 
     const T: &str = r#""ticket_id":"T1","occurred_at":"2026-11-24T10:00:00Z""#;
@@ -486,12 +571,19 @@ mod tests {
         let e = decode(format!(r#"{{"type":"ticket.created",{T},"priority":"high","channel":"chat","extra":[1,{{}}]}}"#).as_bytes(), 1 << 16).unwrap();
         assert_eq!(e.ticket_id, "T1");
         let Body::Created(c) = e.body else { panic!() };
-        assert_eq!((c.kind, c.status, c.opened_by_agent, c.group), (Kind::Request, Status::New, false, None));
+        assert_eq!(
+            (c.kind, c.status, c.opened_by_agent, c.group),
+            (Kind::Request, Status::New, false, None)
+        );
     }
 
     #[test]
     fn decodes_escaped_strings_and_null_clears_group() {
-        let e = decode(format!(r#"{{"type":"ticket.updated",{T},"group":null,"tags":["a\"b"]}}"#).as_bytes(), 1 << 16).unwrap();
+        let e = decode(
+            format!(r#"{{"type":"ticket.updated",{T},"group":null,"tags":["a\"b"]}}"#).as_bytes(),
+            1 << 16,
+        )
+        .unwrap();
         let Body::Updated(u) = e.body else { panic!() };
         assert_eq!(u.group, Some(None));
         assert_eq!(u.tags, Some(vec![CompactString::from("a\"b")]));
@@ -499,24 +591,53 @@ mod tests {
 
     #[test]
     fn reply_public_defaults_to_true() {
-        let e = decode(format!(r#"{{"type":"reply.sent",{T},"author":"agent"}}"#).as_bytes(), 1 << 16).unwrap();
-        assert_eq!(e.body, Body::ReplySent { author: Author::Agent, public: true });
+        let e = decode(
+            format!(r#"{{"type":"reply.sent",{T},"author":"agent"}}"#).as_bytes(),
+            1 << 16,
+        )
+        .unwrap();
+        assert_eq!(
+            e.body,
+            Body::ReplySent {
+                author: Author::Agent,
+                public: true
+            }
+        );
     }
 
     #[test]
     fn dead_letter_reason_invalid_json() {
         assert_eq!(reason("{not json"), Reason::InvalidJson);
         assert_eq!(reason("[1,2]"), Reason::InvalidJson);
-        assert_eq!(reason(r#"{"type":"reply.sent","type":"reply.sent"}"#), Reason::InvalidJson);
-        assert_eq!(decode(b"{\"type\":\"\xff\"}", 100).unwrap_err().reason, Reason::InvalidJson);
+        assert_eq!(
+            reason(r#"{"type":"reply.sent","type":"reply.sent"}"#),
+            Reason::InvalidJson
+        );
+        assert_eq!(
+            decode(b"{\"type\":\"\xff\"}", 100).unwrap_err().reason,
+            Reason::InvalidJson
+        );
     }
 
     #[test]
     fn dead_letter_reason_missing_field() {
         assert_eq!(reason(r#"{"ticket_id":"T1"}"#), Reason::MissingField);
-        assert_eq!(reason(r#"{"type":"reply.sent","occurred_at":"2026-11-24T10:00:00Z","author":"agent"}"#), Reason::MissingField);
-        assert_eq!(reason(&format!(r#"{{"type":"ticket.created",{T},"channel":"chat"}}"#)), Reason::MissingField);
-        assert_eq!(reason(&format!(r#"{{"type":"ticket.updated",{T}}}"#)), Reason::MissingField);
+        assert_eq!(
+            reason(
+                r#"{"type":"reply.sent","occurred_at":"2026-11-24T10:00:00Z","author":"agent"}"#
+            ),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(&format!(
+                r#"{{"type":"ticket.created",{T},"channel":"chat"}}"#
+            )),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"type":"ticket.updated",{T}}}"#)),
+            Reason::MissingField
+        );
     }
 
     #[test]
@@ -526,11 +647,19 @@ mod tests {
             format!(r#"{{"type":"reply.sent",{T},"author":"agent","public":"yes"}}"#),
             format!(r#"{{"type":"ticket.status_changed",{T},"status":"done"}}"#),
             format!(r#"{{"type":"ticket.created",{T},"priority":1,"channel":"chat"}}"#),
-            format!(r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","tags":[1]}}"#),
-            format!(r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","group":"{}"}}"#, "g".repeat(65)),
-            r#"{"type":"complaint.resolved","ticket_id":"","occurred_at":"2026-11-24T10:00:00Z"}"#.to_string(),
-            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2026-11-24 10:00"}"#.to_string(),
-            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2100-01-01T00:00:00Z"}"#.to_string(),
+            format!(
+                r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","tags":[1]}}"#
+            ),
+            format!(
+                r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","group":"{}"}}"#,
+                "g".repeat(65)
+            ),
+            r#"{"type":"complaint.resolved","ticket_id":"","occurred_at":"2026-11-24T10:00:00Z"}"#
+                .to_string(),
+            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2026-11-24 10:00"}"#
+                .to_string(),
+            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2100-01-01T00:00:00Z"}"#
+                .to_string(),
             r#"{"type":7,"ticket_id":"T","occurred_at":"2026-11-24T10:00:00Z"}"#.to_string(),
         ] {
             assert_eq!(reason(&bad), Reason::InvalidField, "{bad}");
@@ -539,17 +668,32 @@ mod tests {
 
     #[test]
     fn dead_letter_reason_unknown_type() {
-        assert_eq!(reason(&format!(r#"{{"type":"ticket.deleted",{T}}}"#)), Reason::UnknownType);
+        assert_eq!(
+            reason(&format!(r#"{{"type":"ticket.deleted",{T}}}"#)),
+            Reason::UnknownType
+        );
     }
 
     #[test]
     fn dead_letter_reason_too_large() {
-        let big = format!(r#"{{"type":"complaint.resolved",{T},"resolution":"{}"}}"#, "x".repeat(100));
-        assert_eq!(decode(big.as_bytes(), 64).unwrap_err().reason, Reason::TooLarge);
+        let big = format!(
+            r#"{{"type":"complaint.resolved",{T},"resolution":"{}"}}"#,
+            "x".repeat(100)
+        );
+        assert_eq!(
+            decode(big.as_bytes(), 64).unwrap_err().reason,
+            Reason::TooLarge
+        );
     }
 
     #[test]
     fn irrelevant_fields_of_wrong_type_are_ignored() {
-        assert!(decode(format!(r#"{{"type":"reply.sent",{T},"author":"agent","priority":5}}"#).as_bytes(), 1 << 16).is_ok());
+        assert!(
+            decode(
+                format!(r#"{{"type":"reply.sent",{T},"author":"agent","priority":5}}"#).as_bytes(),
+                1 << 16
+            )
+            .is_ok()
+        );
     }
 }

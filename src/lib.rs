@@ -4,5 +4,5 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod policy;
-pub mod time;
 pub mod replay;
+pub mod time;

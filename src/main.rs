@@ -71,12 +71,24 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Replay { config, input, output, dead_letter, until } => {
+        Command::Replay {
+            config,
+            input,
+            output,
+            dead_letter,
+            until,
+        } => {
             let rules = match load(&config) {
                 Ok(rules) => rules,
                 Err(code) => return code,
             };
-            let opts = replay::Options { input: Some(input), output: Some(output), dead_letter, until, progress: true };
+            let opts = replay::Options {
+                input: Some(input),
+                output: Some(output),
+                dead_letter,
+                until,
+                progress: true,
+            };
             match replay::run(rules, &opts) {
                 Ok(summary) => {
                     eprintln!("{summary}");
@@ -112,8 +124,11 @@ fn load(path: &std::path::Path) -> Result<std::sync::Arc<slawatch::policy::Rules
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

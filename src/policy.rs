@@ -156,7 +156,9 @@ impl Rules {
 
     /// Bits of the tags that matter to some policy.
     pub fn tag_mask<'a>(&self, tags: impl IntoIterator<Item = &'a str>) -> u64 {
-        tags.into_iter().filter_map(|t| self.tag_bits.get(t)).fold(0, |acc, bit| acc | 1 << bit)
+        tags.into_iter()
+            .filter_map(|t| self.tag_bits.get(t))
+            .fold(0, |acc, bit| acc | 1 << bit)
     }
 
     /// Is `t` beyond what any calendar can express (see [`crate::calendar::RANGE_END`])?
@@ -171,7 +173,14 @@ mod tests {
     use crate::config::from_toml;
 
     fn attrs(priority: Priority, channel: Channel, kind: Kind) -> Attrs {
-        Attrs { priority, channel, kind, group: 0, tier: 0, tags: 0 }
+        Attrs {
+            priority,
+            channel,
+            kind,
+            group: 0,
+            tier: 0,
+            tags: 0,
+        }
     }
 
     const RULES: &str = r#"
@@ -203,13 +212,21 @@ mod tests {
         a.tier = 2; // some other tier
         a.tags = rules.tag_mask(["p1", "unrelated"]);
         assert_eq!(rules.select(&a), Some(1));
-        assert_eq!(rules.select(&attrs(Priority::Low, Channel::Chat, Kind::Request)), Some(3));
+        assert_eq!(
+            rules.select(&attrs(Priority::Low, Channel::Chat, Kind::Request)),
+            Some(3)
+        );
     }
 
     #[test]
     fn ticket_matching_no_policy_is_unmatched() {
-        let rules = from_toml("[[policy]]\nname = \"p\"\n[policy.match]\nchannel = [\"email\"]\n").unwrap().rules;
-        assert_eq!(rules.select(&attrs(Priority::Low, Channel::Chat, Kind::Request)), None);
+        let rules = from_toml("[[policy]]\nname = \"p\"\n[policy.match]\nchannel = [\"email\"]\n")
+            .unwrap()
+            .rules;
+        assert_eq!(
+            rules.select(&attrs(Priority::Low, Channel::Chat, Kind::Request)),
+            None
+        );
         assert_eq!(rules.pause_of(None), DEFAULT_PAUSE);
     }
 }

@@ -88,13 +88,24 @@ impl std::fmt::Display for Summary {
 /// Runs a replay. I/O failures are errors; bad input lines are dead letters.
 pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     let started = WallInstant::now();
-    let name = |p: &Option<PathBuf>| p.as_ref().map_or("-".to_string(), |p| p.display().to_string());
-    let (in_name, out_name, dl_name) = (name(&opts.input), name(&opts.output), name(&opts.dead_letter));
-    let read_err = |source| ReplayError::Read { path: in_name.clone(), source };
+    let name = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("-".to_string(), |p| p.display().to_string())
+    };
+    let (in_name, out_name, dl_name) = (
+        name(&opts.input),
+        name(&opts.output),
+        name(&opts.dead_letter),
+    );
+    let read_err = |source| ReplayError::Read {
+        path: in_name.clone(),
+        source,
+    };
     let mut input: Box<dyn BufRead> = match &opts.input {
-        Some(p) if p.as_os_str() != "-" => {
-            Box::new(io::BufReader::with_capacity(1 << 20, std::fs::File::open(p).map_err(read_err)?))
-        }
+        Some(p) if p.as_os_str() != "-" => Box::new(io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(p).map_err(read_err)?,
+        )),
         _ => Box::new(io::BufReader::with_capacity(1 << 20, io::stdin().lock())),
     };
     let mut output = Sink::open(opts.output.as_ref(), true, &out_name)?;
@@ -120,11 +131,24 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
             continue;
         }
         let outcome = match decode(text, max_bytes) {
-            Ok(ev) => engine.handle(ev, || Line { number, raw: text.to_vec() }, &mut outbox),
+            Ok(ev) => engine.handle(
+                ev,
+                || Line {
+                    number,
+                    raw: text.to_vec(),
+                },
+                &mut outbox,
+            ),
             Err(rejection) => Applied::Rejected(rejection),
         };
         if let Applied::Rejected(rejection) = outcome {
-            outbox.dead.push(DeadLetter { payload: Line { number, raw: text.to_vec() }, rejection });
+            outbox.dead.push(DeadLetter {
+                payload: Line {
+                    number,
+                    raw: text.to_vec(),
+                },
+                rejection,
+            });
         }
         drain(&mut outbox, &mut output, dead_out.as_mut(), &mut summary)?;
         progress.tick(summary.lines);
@@ -192,7 +216,9 @@ fn write_dead_letter(line: &Line, rejection: &Rejection, out: &mut Vec<u8>) {
         detail: &rejection.detail,
         source: Source { line: line.number },
         raw: text,
-        raw_base64: text.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(&line.raw)),
+        raw_base64: text
+            .is_none()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&line.raw)),
     };
     serde_json::to_writer(&mut *out, &record).expect("writing to a Vec");
     out.push(b'\n');
@@ -211,26 +237,45 @@ impl Sink {
     fn open(path: Option<&PathBuf>, dash_is_stdout: bool, name: &str) -> Result<Sink, ReplayError> {
         let writer: Box<dyn Write> = match path {
             Some(p) if !(dash_is_stdout && p.as_os_str() == "-") => Box::new(
-                std::fs::File::create(p).map_err(|source| ReplayError::Write { path: name.to_string(), source })?,
+                std::fs::File::create(p).map_err(|source| ReplayError::Write {
+                    path: name.to_string(),
+                    source,
+                })?,
             ),
             _ => Box::new(io::stdout().lock()),
         };
-        Ok(Sink { buf: Vec::with_capacity(FLUSH_AT * 2), writer, path: name.to_string() })
+        Ok(Sink {
+            buf: Vec::with_capacity(FLUSH_AT * 2),
+            writer,
+            path: name.to_string(),
+        })
     }
 
     fn maybe_flush(&mut self) -> Result<(), ReplayError> {
-        if self.buf.len() >= FLUSH_AT { self.flush() } else { Ok(()) }
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     fn flush(&mut self) -> Result<(), ReplayError> {
-        self.writer.write_all(&self.buf).map_err(|source| ReplayError::Write { path: self.path.clone(), source })?;
+        self.writer
+            .write_all(&self.buf)
+            .map_err(|source| ReplayError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
         self.buf.clear();
         Ok(())
     }
 
     fn finish(mut self) -> Result<(), ReplayError> {
         self.flush()?;
-        self.writer.flush().map_err(|source| ReplayError::Write { path: self.path, source })
+        self.writer.flush().map_err(|source| ReplayError::Write {
+            path: self.path,
+            source,
+        })
     }
 }
 
@@ -244,7 +289,11 @@ struct Progress {
 impl Progress {
     fn new(enabled: bool) -> Self {
         let now = WallInstant::now();
-        Progress { enabled, started: now, last: now }
+        Progress {
+            enabled,
+            started: now,
+            last: now,
+        }
     }
 
     fn tick(&mut self, lines: u64) {

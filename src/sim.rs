@@ -54,19 +54,20 @@ const HOURLY: [f64; 24] = [
 ];
 const WEEKEND_FACTOR: f64 = 0.35;
 
-// Per-ticket plan bits drawn at creation; the six update kinds are consumed by `Step::Update`.
+// Per-ticket plan bits drawn at creation. The low six (priority, group, tags, kind, channel,
+// customer tier) are the `ticket.updated` events the ticket will see, oldest bit first.
 const P_PRIO: u8 = 1;
 const P_GROUP: u8 = 2;
 const P_TAGS: u8 = 4;
 const P_KIND: u8 = 8;
 const P_CHANNEL: u8 = 16;
-const P_TIER: u8 = 32;
 const UPDATES: u8 = 63;
 const P_PENDING: u8 = 64;
 const P_HOLD: u8 = 128;
 /// Probability of each plan bit, by bit position.
 const PLAN_ODDS: [f64; 8] = [0.08, 0.03, 0.04, 0.012, 0.005, 0.005, 0.25, 0.06];
 
+#[derive(Debug, Clone)]
 pub struct SimConfig {
     pub seed: u64,
     /// Number of tickets to create.
@@ -133,11 +134,8 @@ impl Ticket {
 
 /// Lazy, time-ordered event stream; see [`generate`].
 pub struct Simulation {
+    cfg: SimConfig,
     rng: SmallRng,
-    seed: u64,
-    tickets_total: u64,
-    peak_per_hour: f64,
-    prefix: String,
     /// `prefix` JSON-escaped (without quotes), computed once.
     esc_prefix: String,
     spawned: u64,
@@ -158,11 +156,8 @@ pub fn generate(cfg: &SimConfig) -> Simulation {
     );
     let quoted = serde_json::to_string(&cfg.id_prefix).expect("strings always serialize");
     let mut sim = Simulation {
+        cfg: cfg.clone(),
         rng: SmallRng::seed_from_u64(cfg.seed),
-        seed: cfg.seed,
-        tickets_total: cfg.tickets,
-        peak_per_hour: cfg.peak_per_hour,
-        prefix: cfg.id_prefix.clone(),
         esc_prefix: quoted[1..quoted.len() - 1].to_string(),
         spawned: 0,
         events: 0,
@@ -184,7 +179,7 @@ impl Iterator for Simulation {
         let Reverse((now, _, idx)) = self.heap.pop()?;
         let i = idx as usize;
         let event = self.emit(i, now);
-        if self.slots[i].step == Step::Create && self.spawned < self.tickets_total {
+        if self.slots[i].step == Step::Create && self.spawned < self.cfg.tickets {
             let at = self.next_arrival(now);
             self.spawn(at);
         }
@@ -212,7 +207,7 @@ impl Simulation {
 
     /// Non-homogeneous Poisson arrivals by thinning a peak-rate process with the daily rhythm.
     fn next_arrival(&mut self, mut t: i64) -> i64 {
-        let mean_gap = HOUR as f64 / self.peak_per_hour;
+        let mean_gap = HOUR as f64 / self.cfg.peak_per_hour;
         loop {
             t += (-(1.0 - self.rng.random::<f64>()).ln() * mean_gap).max(1.0) as i64;
             let local = berlin_local(t);
@@ -314,20 +309,17 @@ impl Simulation {
                     (reply, Step::AgentReply),
                 ]);
             }
+            Step::AgentReply if t.rounds == 0 && t.complaint => {
+                let delay = lognormal(rng, 8.0 * HOUR as f64, 0.9).max(MIN);
+                t.then(&[(add_business(now, delay), Step::ComplaintResolved)]);
+            }
             Step::AgentReply if t.rounds == 0 => {
-                let step = if t.complaint {
-                    Step::ComplaintResolved
-                } else {
-                    Step::Status(SOLVED)
-                };
-                let at = if t.complaint {
-                    add_business(now, lognormal(rng, 8.0 * HOUR as f64, 0.9).max(MIN))
-                } else if chance(rng, 0.55) {
+                let at = if chance(rng, 0.55) {
                     now + rng.random_range(5 * SEC..3 * MIN) // "submit as solved" with the reply
                 } else {
                     agent_reply_at(rng, t, now)
                 };
-                t.then(&[(at, step)]);
+                t.then(&[(at, Step::Status(SOLVED))]);
             }
             Step::AgentReply => {
                 t.rounds -= 1;
@@ -403,7 +395,7 @@ impl Simulation {
         s.push_str(&self.esc_prefix);
         let _ = write!(s, "{:06}\",\"occurred_at\":\"", t.num);
         write_rfc3339(&mut s, now);
-        let _ = write!(s, "\",\"event_id\":\"e-{}-{}\"", self.seed, self.events);
+        let _ = write!(s, "\",\"event_id\":\"e-{}-{}\"", self.cfg.seed, self.events);
         self.events += 1;
         match t.step {
             Step::Create => {
@@ -462,7 +454,7 @@ impl Simulation {
                         let _ = write!(s, ",\"channel\":\"{}\"", CHANNELS[t.channel as usize]);
                     }
                     _ => {
-                        // P_TIER: upgrades, except that gold can only drop to silver.
+                        // Customer tier (bit 32): upgrades, except that gold can only drop to silver.
                         t.tier = if t.tier == 0 { 1 } else { t.tier - 1 };
                         let _ = write!(s, ",\"customer_tier\":\"{}\"", TIERS[t.tier as usize]);
                     }
@@ -478,7 +470,7 @@ impl Simulation {
         s.push('}');
         SimEvent {
             at_ms: now,
-            ticket_id: format!("{}{:06}", self.prefix, t.num),
+            ticket_id: format!("{}{:06}", self.cfg.id_prefix, t.num),
             json: s,
         }
     }
@@ -647,19 +639,11 @@ mod tests {
             assert!(ids.insert(v["event_id"].as_str().expect("event_id").to_string()));
             match ty {
                 "ticket.created" => {
-                    for f in [
-                        "priority",
-                        "channel",
-                        "kind",
-                        "status",
-                        "opened_by",
-                        "group",
-                    ] {
+                    let fields = ["priority", "channel", "kind", "status", "opened_by"];
+                    for f in fields.into_iter().chain(["group", "customer_tier"]) {
                         assert!(v[f].is_string(), "{f} in {}", e.json);
                     }
-                    assert!(
-                        v["customer_tier"].is_string() && v["tags"].as_array().unwrap().len() <= 3
-                    );
+                    assert!(v["tags"].as_array().unwrap().len() <= 3);
                 }
                 "ticket.updated" => assert!(v.as_object().unwrap().len() > 4, "{}", e.json),
                 "ticket.status_changed" => {
@@ -673,10 +657,7 @@ mod tests {
                 None => assert_eq!(ty, "ticket.created", "first event of {}", e.ticket_id),
                 Some((at, prev)) => {
                     assert!(e.at_ms > *at, "per-ticket strictly increasing");
-                    assert!(
-                        !prev.contains("\"status\":\"closed\""),
-                        "event after closed"
-                    );
+                    assert!(!prev.contains("\"closed\""), "event after closed");
                     assert_ne!(ty, "ticket.created");
                 }
             }
@@ -697,22 +678,13 @@ mod tests {
             notes += j.contains("\"public\":false") as u64;
             outbound += j.contains("\"opened_by\":\"agent\"") as u64;
         }
-        let share = |k: u64| k as f64 / n as f64;
-        assert!(
-            (6.0..14.0).contains(&share(events)),
-            "events/ticket {}",
-            share(events)
-        );
-        assert!(
-            (0.07..0.13).contains(&share(complaints)),
-            "complaints {}",
-            share(complaints)
-        );
-        assert!(
-            (0.18..0.32).contains(&share(pending)),
-            "pending {}",
-            share(pending)
-        );
+        let within = |k: u64, range: std::ops::Range<f64>, what: &str| {
+            let share = k as f64 / n as f64;
+            assert!(range.contains(&share), "{what}: {share}");
+        };
+        within(events, 6.0..14.0, "events per ticket");
+        within(complaints, 0.07..0.13, "complaint share");
+        within(pending, 0.18..0.32, "pending share");
         assert!(notes > 0 && outbound > 0);
     }
 
@@ -721,5 +693,7 @@ mod tests {
         let fri_17 = 1_717_772_400_000; // Friday 2024-06-07 17:00 Berlin (CEST)
         assert_eq!(add_business(fri_17, 2 * HOUR), fri_17 + 3 * DAY - 8 * HOUR);
         assert_eq!(add_business(fri_17, 30 * MIN), fri_17 + 30 * MIN);
+        // Across the spring DST switch: Fri 2024-03-29 17:00 CET -> Mon 09:00 CEST.
+        assert_eq!(add_business(1_711_728_000_000, 2 * HOUR), 1_711_954_800_000);
     }
 }

@@ -25,7 +25,11 @@ pub fn parse_rfc3339(s: &str) -> Option<Instant> {
     let year = digits(&b[0..4])?;
     let month = digits(&b[5..7])?;
     let day = digits(&b[8..10])?;
-    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let (hour, minute, second) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
@@ -110,7 +114,12 @@ pub fn format_into(t: Instant, buf: &mut [u8; 24]) -> &str {
 /// Parses `90s`, `15m`, `4h`, `1h30m`, `2d`: units `d`, `h`, `m`, `s`, each at most once and
 /// in that order; `d` is 24 hours. Returns milliseconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    const UNITS: [(u8, i64); 4] = [(b'd', 86_400_000), (b'h', 3_600_000), (b'm', 60_000), (b's', 1000)];
+    const UNITS: [(u8, i64); 4] = [
+        (b'd', 86_400_000),
+        (b'h', 3_600_000),
+        (b'm', 60_000),
+        (b's', 1000),
+    ];
     let b = s.as_bytes();
     let (mut i, mut next_unit, mut total) = (0, 0, 0i64);
     if b.is_empty() {
@@ -139,7 +148,9 @@ pub fn uses_days(s: &str) -> bool {
 }
 
 fn digits(b: &[u8]) -> Option<i64> {
-    b.iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    b.iter().try_fold(0i64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
 }
 
 fn is_leap(y: i64) -> bool {
@@ -188,8 +199,14 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_rfc3339("1969-12-31T19:00:00.0009-05:00"), Some(0));
-        assert_eq!(parse_rfc3339("2026-11-24T10:00:00.123456789Z"), parse_rfc3339("2026-11-24T10:00:00.123Z"));
-        assert_eq!(parse_rfc3339("2026-11-24t10:00:00.5z"), Some(parse_rfc3339("2026-11-24T10:00:00Z").unwrap() + 500));
+        assert_eq!(
+            parse_rfc3339("2026-11-24T10:00:00.123456789Z"),
+            parse_rfc3339("2026-11-24T10:00:00.123Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-24t10:00:00.5z"),
+            Some(parse_rfc3339("2026-11-24T10:00:00Z").unwrap() + 500)
+        );
     }
 
     #[test]
@@ -213,7 +230,10 @@ mod tests {
     #[test]
     fn formats_with_milliseconds() {
         assert_eq!(Rfc3339(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(Rfc3339(4_102_444_799_999).to_string(), "2099-12-31T23:59:59.999Z");
+        assert_eq!(
+            Rfc3339(4_102_444_799_999).to_string(),
+            "2099-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub struct Outbox<P> {
 
 impl<P> Default for Outbox<P> {
     fn default() -> Self {
-        Outbox { sla: Vec::new(), dead: Vec::new() }
+        Outbox {
+            sla: Vec::new(),
+            dead: Vec::new(),
+        }
     }
 }
 
@@ -206,7 +209,10 @@ impl<P> Engine<P> {
         for (payload, id) in self.orphans.drain() {
             out.dead.push(DeadLetter {
                 payload,
-                rejection: Rejection::new(Reason::UnknownTicket, format!("no ticket.created for {id:?} before end of input")),
+                rejection: Rejection::new(
+                    Reason::UnknownTicket,
+                    format!("no ticket.created for {id:?} before end of input"),
+                ),
             });
         }
     }
@@ -215,12 +221,18 @@ impl<P> Engine<P> {
     /// held as an orphan (called only then).
     pub fn handle(&mut self, ev: Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
         self.max_seen = self.max_seen.max(ev.occurred_at);
-        self.advance(ev.occurred_at.saturating_sub(self.rules.engine.allowed_lateness), out);
+        self.advance(
+            ev.occurred_at
+                .saturating_sub(self.rules.engine.allowed_lateness),
+            out,
+        );
         let outcome = match self.tickets.find(&ev.ticket_id) {
             Some(slot) => self.apply_known(slot, ev, out),
             None => match &ev.body {
                 Body::Created(_) => self.create(ev, out),
-                _ => self.orphans.hold(ev, hold(), self.frontier, &self.rules.engine),
+                _ => self
+                    .orphans
+                    .hold(ev, hold(), self.frontier, &self.rules.engine),
             },
         };
         self.count(&outcome);
@@ -239,10 +251,15 @@ impl<P> Engine<P> {
     }
 
     fn create(&mut self, ev: Event, out: &mut Outbox<P>) -> Applied {
-        let Body::Created(c) = &ev.body else { unreachable!("create() takes ticket.created") };
+        let Body::Created(c) = &ev.body else {
+            unreachable!("create() takes ticket.created")
+        };
         if self.tickets.len() >= self.rules.engine.max_tickets {
             let max = self.rules.engine.max_tickets;
-            return Applied::Rejected(Rejection::new(Reason::Capacity, format!("open-ticket limit of {max} reached")));
+            return Applied::Rejected(Rejection::new(
+                Reason::Capacity,
+                format!("open-ticket limit of {max} reached"),
+            ));
         }
         let attrs = match self.created_attrs(c) {
             Ok(a) => a,
@@ -286,16 +303,24 @@ impl<P> Engine<P> {
             kind: c.kind,
             group: self.intern_group(c.group.as_deref())?,
             tier: self.intern_tier(c.customer_tier.as_deref())?,
-            tags: self.rules.tag_mask(c.tags.iter().map(CompactString::as_str)),
+            tags: self
+                .rules
+                .tag_mask(c.tags.iter().map(CompactString::as_str)),
         })
     }
 
     fn intern_group(&mut self, g: Option<&str>) -> Result<u32, Rejection> {
-        g.map_or(Ok(0), |g| self.groups.intern(g).ok_or_else(|| too_many("groups")))
+        g.map_or(Ok(0), |g| {
+            self.groups.intern(g).ok_or_else(|| too_many("groups"))
+        })
     }
 
     fn intern_tier(&mut self, t: Option<&str>) -> Result<u32, Rejection> {
-        t.map_or(Ok(0), |t| self.tiers.intern(t).ok_or_else(|| too_many("customer tiers")))
+        t.map_or(Ok(0), |t| {
+            self.tiers
+                .intern(t)
+                .ok_or_else(|| too_many("customer tiers"))
+        })
     }
 
     fn select(&self, attrs: &Attrs) -> u16 {
@@ -334,17 +359,27 @@ impl<P> Engine<P> {
                 self.set_status(slot, Status::Solved, at, late, out);
             }
             Body::ReplySent { public: false, .. } => {}
-            Body::ReplySent { author: crate::event::Author::Agent, public: true } => {
+            Body::ReplySent {
+                author: crate::event::Author::Agent,
+                public: true,
+            } => {
                 self.end_cycle(slot, Slot::Response, End::Fulfil, at, late, out);
                 self.tickets.get_mut(slot).agent_replied = true;
             }
-            Body::ReplySent { author: crate::event::Author::Customer, public: true } => {
+            Body::ReplySent {
+                author: crate::event::Author::Customer,
+                public: true,
+            } => {
                 if self.tickets.get(slot).status == Status::Solved {
                     self.set_status(slot, Status::Open, at, late, out);
                 }
                 let t = self.tickets.get_mut(slot);
                 if t.agent_replied && !t.response.running() {
-                    let number = if t.response.is(Cycle::NEXT) { t.response.number.saturating_add(1) } else { 1 };
+                    let number = if t.response.is(Cycle::NEXT) {
+                        t.response.number.saturating_add(1)
+                    } else {
+                        1
+                    };
                     t.response = Cycle::started(now, number, Cycle::NEXT);
                 }
             }
@@ -355,7 +390,13 @@ impl<P> Engine<P> {
 
     /// Applies attribute changes and re-evaluates the running cycles against the policy
     /// chosen again (SPEC §4).
-    fn update(&mut self, slot: u32, u: &Update, now: Instant, out: &mut Outbox<P>) -> Result<(), Rejection> {
+    fn update(
+        &mut self,
+        slot: u32,
+        u: &Update,
+        now: Instant,
+        out: &mut Outbox<P>,
+    ) -> Result<(), Rejection> {
         let mut a = self.tickets.get(slot).attrs();
         a.priority = u.priority.unwrap_or(a.priority);
         a.channel = u.channel.unwrap_or(a.channel);
@@ -392,7 +433,9 @@ impl<P> Engine<P> {
     /// (at the recomputed deadline); warnings and escalations are skipped.
     fn reevaluate(&mut self, slot: u32, which: Slot, out: &mut Outbox<P>) {
         let rules = self.rules.clone();
-        let Some((policy, target)) = self.target(slot, which) else { return };
+        let Some((policy, target)) = self.target(slot, which) else {
+            return;
+        };
         let policy = &rules.policies[policy];
         for alert in schedule(policy) {
             let t = self.tickets.get(slot);
@@ -411,7 +454,14 @@ impl<P> Engine<P> {
         }
     }
 
-    fn set_status(&mut self, slot: u32, status: Status, at: Instant, late: bool, out: &mut Outbox<P>) {
+    fn set_status(
+        &mut self,
+        slot: u32,
+        status: Status,
+        at: Instant,
+        late: bool,
+        out: &mut Outbox<P>,
+    ) {
         let t = self.tickets.get(slot);
         let old = t.status;
         if status == old {
@@ -446,7 +496,15 @@ impl<P> Engine<P> {
 
     /// Ends the running cycle in `which` at `at` (no earlier than its start): fulfils the
     /// resolution and any cycle an event answers, cancels response cycles on solve.
-    fn end_cycle(&mut self, slot: u32, which: Slot, end: End, at: Instant, late: bool, out: &mut Outbox<P>) {
+    fn end_cycle(
+        &mut self,
+        slot: u32,
+        which: Slot,
+        end: End,
+        at: Instant,
+        late: bool,
+        out: &mut Outbox<P>,
+    ) {
         let c = *self.tickets.get(slot).cycle(which);
         if !c.running() {
             return;
@@ -458,26 +516,60 @@ impl<P> Engine<P> {
         }
         let c = self.tickets.get_mut(slot).cycle_mut(which);
         c.flags &= !Cycle::RUNNING;
-        let Some((policy, target)) = target else { return };
+        let Some((policy, target)) = target else {
+            return;
+        };
         if end == End::Cancel {
             self.emit(slot, which, SlaKind::Cancelled, end_at, Detail::None, out);
             return;
         }
         c.flags |= Cycle::FULFILLED;
-        let mut outcome = if c.breach_stands() { Outcome::Breached } else { Outcome::Met };
+        let mut outcome = if c.breach_stands() {
+            Outcome::Breached
+        } else {
+            Outcome::Met
+        };
         if outcome == Outcome::Breached && late {
-            let deadline = self.instant_of(slot, which, &self.rules.policies[policy], target, Alert::Breach);
+            let deadline = self.instant_of(
+                slot,
+                which,
+                &self.rules.policies[policy],
+                target,
+                Alert::Breach,
+            );
             if deadline.is_some_and(|d| end_at <= d) {
                 self.tickets.get_mut(slot).cycle_mut(which).flags |= Cycle::RETRACTED;
-                self.emit(slot, which, SlaKind::BreachRetracted, end_at, Detail::None, out);
+                self.emit(
+                    slot,
+                    which,
+                    SlaKind::BreachRetracted,
+                    end_at,
+                    Detail::None,
+                    out,
+                );
                 outcome = Outcome::Met;
             }
         }
-        self.emit(slot, which, SlaKind::Fulfilled, end_at, Detail::Outcome(outcome), out);
+        self.emit(
+            slot,
+            which,
+            SlaKind::Fulfilled,
+            end_at,
+            Detail::Outcome(outcome),
+            out,
+        );
     }
 
     /// Emits the alerts of a cycle that fall due before `end`, the instant it ends.
-    fn flush_before(&mut self, slot: u32, which: Slot, policy: usize, target: i64, end: Instant, out: &mut Outbox<P>) {
+    fn flush_before(
+        &mut self,
+        slot: u32,
+        which: Slot,
+        policy: usize,
+        target: i64,
+        end: Instant,
+        out: &mut Outbox<P>,
+    ) {
         let rules = self.rules.clone();
         let policy = &rules.policies[policy];
         while let Some(alert) = next_alert(policy, self.tickets.get(slot).cycle(which)) {
@@ -495,17 +587,35 @@ impl<P> Engine<P> {
     fn target(&self, slot: u32, which: Slot) -> Option<(usize, i64)> {
         let t = self.tickets.get(slot);
         let p = t.policy()?;
-        Some((p, self.rules.policies[p].target(t.clock(which), t.priority)?))
+        Some((
+            p,
+            self.rules.policies[p].target(t.clock(which), t.priority)?,
+        ))
     }
 
     fn timeline(t: &Ticket, which: Slot) -> Timeline<'_> {
         match which {
-            Slot::Response => Timeline { start: t.response.start, pauses: &[], paused_since: NEVER },
-            Slot::Resolution => Timeline { start: t.resolution.start, pauses: &t.pauses, paused_since: t.paused_since },
+            Slot::Response => Timeline {
+                start: t.response.start,
+                pauses: &[],
+                paused_since: NEVER,
+            },
+            Slot::Resolution => Timeline {
+                start: t.resolution.start,
+                pauses: &t.pauses,
+                paused_since: t.paused_since,
+            },
         }
     }
 
-    fn instant_of(&self, slot: u32, which: Slot, policy: &Policy, target: i64, alert: Alert) -> Option<Instant> {
+    fn instant_of(
+        &self,
+        slot: u32,
+        which: Slot,
+        policy: &Policy,
+        target: i64,
+        alert: Alert,
+    ) -> Option<Instant> {
         let t = self.tickets.get(slot);
         let cal = &self.rules.calendars[policy.calendar].calendar;
         Self::timeline(t, which).instant_at(cal, alert.threshold(policy, target))
@@ -536,7 +646,10 @@ impl<P> Engine<P> {
             }
         }
         if matches!(t.status, Status::Solved | Status::Closed) {
-            due = due.min(t.applied_at.saturating_add(self.rules.engine.ticket_retention));
+            due = due.min(
+                t.applied_at
+                    .saturating_add(self.rules.engine.ticket_retention),
+            );
         }
         due
     }
@@ -588,7 +701,9 @@ impl<P> Engine<P> {
         }
         let t = self.tickets.get(slot);
         let expired = matches!(t.status, Status::Solved | Status::Closed)
-            && t.applied_at.saturating_add(self.rules.engine.ticket_retention) <= at;
+            && t.applied_at
+                .saturating_add(self.rules.engine.ticket_retention)
+                <= at;
         if expired {
             self.tickets.remove(slot);
             self.stats.evicted += 1;
@@ -597,7 +712,14 @@ impl<P> Engine<P> {
         }
     }
 
-    fn emit_alert(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
+    fn emit_alert(
+        &mut self,
+        slot: u32,
+        which: Slot,
+        alert: Alert,
+        at: Instant,
+        out: &mut Outbox<P>,
+    ) {
         let (kind, detail) = match alert {
             Alert::Warning(w) => (SlaKind::Warning, Detail::Fraction(w.fraction)),
             Alert::Breach => (SlaKind::Breached, Detail::None),
@@ -607,8 +729,18 @@ impl<P> Engine<P> {
     }
 
     /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target).
-    fn emit(&mut self, slot: u32, which: Slot, kind: SlaKind, at: Instant, detail: Detail, out: &mut Outbox<P>) {
-        let Some((p, target)) = self.target(slot, which) else { return };
+    fn emit(
+        &mut self,
+        slot: u32,
+        which: Slot,
+        kind: SlaKind,
+        at: Instant,
+        detail: Detail,
+        out: &mut Outbox<P>,
+    ) {
+        let Some((p, target)) = self.target(slot, which) else {
+            return;
+        };
         let t = self.tickets.get(slot);
         let policy = &self.rules.policies[p];
         let cal = &self.rules.calendars[policy.calendar].calendar;
@@ -647,7 +779,10 @@ fn status_bit(s: Status) -> u8 {
 }
 
 fn too_many(what: &str) -> Rejection {
-    Rejection::new(Reason::Capacity, format!("too many distinct {what} (limit {MAX_INTERNED})"))
+    Rejection::new(
+        Reason::Capacity,
+        format!("too many distinct {what} (limit {MAX_INTERNED})"),
+    )
 }
 
 #[cfg(test)]

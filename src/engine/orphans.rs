@@ -25,7 +25,12 @@ pub struct Orphans<P> {
 
 impl<P> Default for Orphans<P> {
     fn default() -> Self {
-        Orphans { held: HashMap::new(), queue: VecDeque::new(), next_seq: 0, count: 0 }
+        Orphans {
+            held: HashMap::new(),
+            queue: VecDeque::new(),
+            next_seq: 0,
+            count: 0,
+        }
     }
 }
 
@@ -34,24 +39,42 @@ impl<P> Orphans<P> {
         self.count
     }
 
-    pub fn hold(&mut self, ev: Event, payload: P, frontier: Instant, settings: &EngineSettings) -> Applied {
+    pub fn hold(
+        &mut self,
+        ev: Event,
+        payload: P,
+        frontier: Instant,
+        settings: &EngineSettings,
+    ) -> Applied {
         if self.count >= settings.max_orphans {
             return Applied::Rejected(Rejection::new(
                 Reason::UnknownTicket,
-                format!("unknown ticket {:?}; the orphan buffer is full ({} events)", ev.ticket_id, settings.max_orphans),
+                format!(
+                    "unknown ticket {:?}; the orphan buffer is full ({} events)",
+                    ev.ticket_id, settings.max_orphans
+                ),
             ));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.count += 1;
-        self.queue.push_back((frontier.saturating_add(settings.orphan_hold), seq, ev.ticket_id.clone()));
-        self.held.entry(ev.ticket_id.clone()).or_default().push_back((seq, ev, payload));
+        self.queue.push_back((
+            frontier.saturating_add(settings.orphan_hold),
+            seq,
+            ev.ticket_id.clone(),
+        ));
+        self.held
+            .entry(ev.ticket_id.clone())
+            .or_default()
+            .push_back((seq, ev, payload));
         Applied::Held
     }
 
     /// The events held for `id`, in arrival order, now that it exists.
     pub fn release(&mut self, id: &str) -> Vec<(Event, P)> {
-        let Some(events) = self.held.remove(id) else { return Vec::new() };
+        let Some(events) = self.held.remove(id) else {
+            return Vec::new();
+        };
         self.count -= events.len();
         events.into_iter().map(|(_, ev, p)| (ev, p)).collect()
     }
@@ -59,7 +82,11 @@ impl<P> Orphans<P> {
     /// Removes and returns the events whose hold the frontier has passed.
     pub fn expire(&mut self, frontier: Instant) -> Vec<(P, CompactString)> {
         let mut out = Vec::new();
-        while self.queue.front().is_some_and(|&(expiry, ..)| expiry < frontier) {
+        while self
+            .queue
+            .front()
+            .is_some_and(|&(expiry, ..)| expiry < frontier)
+        {
             let (_, seq, id) = self.queue.pop_front().expect("checked non-empty");
             out.extend(self.take(seq, id));
         }
@@ -68,7 +95,10 @@ impl<P> Orphans<P> {
 
     /// Removes and returns every held event, in arrival order.
     pub fn drain(&mut self) -> Vec<(P, CompactString)> {
-        std::mem::take(&mut self.queue).into_iter().filter_map(|(_, seq, id)| self.take(seq, id)).collect()
+        std::mem::take(&mut self.queue)
+            .into_iter()
+            .filter_map(|(_, seq, id)| self.take(seq, id))
+            .collect()
     }
 
     fn take(&mut self, seq: u64, id: CompactString) -> Option<(P, CompactString)> {

@@ -1,0 +1,912 @@
+//! One test per rule of SPEC §2–§6, driven through the engine's public surface.
+
+use super::*;
+use crate::config::from_toml;
+use crate::event::decode;
+use crate::policy::Clock;
+use crate::time::{Rfc3339, parse_rfc3339};
+
+/// 24x7, warnings and escalations off unless a test asks for them.
+const PLAIN: &str = r#"
+[[policy]]
+name = "std"
+[policy.targets.first_response]
+urgent = "30m"
+high = "1h"
+normal = "2h"
+[policy.targets.next_response]
+high = "1h"
+[policy.targets.resolution]
+urgent = "2h"
+high = "4h"
+"#;
+
+struct Harness {
+    engine: Engine<u32>,
+    out: Outbox<u32>,
+    line: u32,
+    /// Reasons of dead letters, with the line they came from.
+    dead: Vec<(u32, Reason)>,
+}
+
+impl Harness {
+    fn new(config: &str) -> Self {
+        let rules = from_toml(config).unwrap_or_else(|e| panic!("{e}")).rules;
+        Harness {
+            engine: Engine::new(rules),
+            out: Outbox::default(),
+            line: 0,
+            dead: Vec::new(),
+        }
+    }
+
+    /// Feeds one event: `ty`, ticket, `HH:MM[:SS]` on 2026-11-24 (a Tuesday) or a full
+    /// RFC 3339 instant, and extra JSON fields.
+    fn send(&mut self, ty: &str, ticket: &str, time: &str, extra: &str) -> Applied {
+        self.line += 1;
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(",{extra}")
+        };
+        let json = format!(
+            r#"{{"type":"{ty}","ticket_id":"{ticket}","occurred_at":"{}"{extra}}}"#,
+            instant(time)
+        );
+        let ev = decode(json.as_bytes(), 65_536).unwrap_or_else(|r| panic!("{json}: {r:?}"));
+        let line = self.line;
+        let outcome = self.engine.handle(ev, || line, &mut self.out);
+        if let Applied::Rejected(r) = &outcome {
+            self.dead.push((line, r.reason));
+        }
+        outcome
+    }
+
+    fn create(&mut self, ticket: &str, time: &str, priority: &str, extra: &str) {
+        let extra = format!(
+            r#""priority":"{priority}","channel":"email"{}{extra}"#,
+            if extra.is_empty() { "" } else { "," }
+        );
+        assert_eq!(
+            self.send("ticket.created", ticket, time, &extra),
+            Applied::Applied
+        );
+    }
+
+    fn reply(&mut self, ticket: &str, time: &str, author: &str) {
+        self.send(
+            "reply.sent",
+            ticket,
+            time,
+            &format!(r#""author":"{author}""#),
+        );
+    }
+
+    fn status(&mut self, ticket: &str, time: &str, status: &str) {
+        self.send(
+            "ticket.status_changed",
+            ticket,
+            time,
+            &format!(r#""status":"{status}""#),
+        );
+    }
+
+    fn finish(&mut self, until: Option<&str>) {
+        self.engine.finish(
+            until.map(|t| parse_rfc3339(&instant(t)).unwrap()),
+            &mut self.out,
+        );
+    }
+
+    /// SLA events emitted since the last call, one short line each.
+    fn take(&mut self) -> Vec<String> {
+        for d in self.out.dead.drain(..) {
+            self.dead.push((d.payload, d.rejection.reason));
+        }
+        self.out.sla.drain(..).map(|e| show(&e)).collect()
+    }
+}
+
+fn instant(time: &str) -> String {
+    match time.len() {
+        5 => format!("2026-11-24T{time}:00Z"),
+        8 | 12 => format!("2026-11-24T{time}Z"),
+        _ => time.to_string(),
+    }
+}
+
+/// `T1 first_response#1 breached @10:00 elapsed=60m [met]`.
+fn show(e: &SlaEvent) -> String {
+    let at = Rfc3339(e.at).to_string();
+    let at = if at.starts_with("2026-11-24") {
+        at[11..19].trim_end_matches(":00").to_string()
+    } else {
+        at
+    };
+    let detail = match e.detail {
+        Detail::None => String::new(),
+        Detail::Fraction(f) => format!(" f={f}"),
+        Detail::Level(l) => format!(" level={l}"),
+        Detail::Outcome(o) => format!(" {}", o.as_str()),
+    };
+    let elapsed = e.elapsed_ms / 60_000;
+    format!(
+        "{} {}#{} {} @{at} elapsed={elapsed}m{detail}",
+        e.ticket_id,
+        e.clock,
+        e.cycle,
+        &e.kind.as_str()[4..]
+    )
+}
+
+fn lines(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+// ---- §3 clocks -------------------------------------------------------------------------
+
+#[test]
+fn first_response_starts_at_creation_and_public_agent_reply_fulfils_it() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    h.reply("T1", "09:40", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 fulfilled @09:40 elapsed=40m met"])
+    );
+}
+
+#[test]
+fn ticket_opened_by_agent_has_no_first_response_and_counts_as_replied() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.reply("T1", "09:10", "customer");
+    h.reply("T1", "09:30", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 next_response#1 fulfilled @09:30 elapsed=20m met"])
+    );
+}
+
+#[test]
+fn next_response_starts_at_oldest_unanswered() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    h.reply("T1", "09:05", "agent");
+    h.reply("T1", "09:10", "customer");
+    h.reply("T1", "09:20", "customer");
+    h.reply("T1", "09:50", "agent");
+    h.reply("T1", "10:00", "customer");
+    h.reply("T1", "10:05", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 fulfilled @09:05 elapsed=5m met",
+            "T1 next_response#1 fulfilled @09:50 elapsed=40m met",
+            "T1 next_response#2 fulfilled @10:05 elapsed=5m met",
+        ])
+    );
+}
+
+#[test]
+fn customer_reply_before_any_agent_reply_starts_no_next_response() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    h.reply("T1", "09:10", "customer");
+    h.reply("T1", "09:20", "agent");
+    h.finish(Some("2026-11-25T09:00:00Z"));
+    let out = h.take();
+    assert_eq!(
+        out[0],
+        "T1 first_response#1 fulfilled @09:20 elapsed=20m met"
+    );
+    assert!(out.iter().all(|l| !l.contains("next_response")), "{out:?}");
+}
+
+#[test]
+fn non_public_replies_start_and_fulfil_nothing() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    h.send(
+        "reply.sent",
+        "T1",
+        "09:10",
+        r#""author":"agent","public":false"#,
+    );
+    h.reply("T1", "09:20", "agent");
+    h.send(
+        "reply.sent",
+        "T1",
+        "09:30",
+        r#""author":"customer","public":false"#,
+    );
+    h.finish(Some("12:00"));
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 fulfilled @09:20 elapsed=20m met"])
+    );
+}
+
+#[test]
+fn resolution_is_fulfilled_by_solved_closed_or_complaint_resolved() {
+    let mut h = Harness::new(PLAIN);
+    for (t, how) in [("A", "solved"), ("B", "closed")] {
+        h.create(t, "09:00", "high", r#""opened_by":"agent""#);
+        h.status(t, "10:00", how);
+    }
+    h.create(
+        "C",
+        "09:00",
+        "high",
+        r#""opened_by":"agent","kind":"complaint""#,
+    );
+    h.send(
+        "complaint.resolved",
+        "C",
+        "11:00",
+        r#""resolution":"refund""#,
+    );
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "A resolution#1 fulfilled @10 elapsed=60m met",
+            "B resolution#1 fulfilled @10 elapsed=60m met",
+            "C resolution#1 fulfilled @11 elapsed=120m met",
+        ])
+    );
+    assert_eq!(h.engine.ticket("C").unwrap().status, Status::Solved);
+}
+
+#[test]
+fn solving_cancels_running_response_cycles() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    h.status("T1", "09:30", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 cancelled @09:30 elapsed=30m",
+            "T1 resolution#1 fulfilled @09:30 elapsed=30m met",
+        ])
+    );
+}
+
+#[test]
+fn pause_statuses_pause_the_resolution_clock() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.status("T1", "10:00", "pending");
+    h.status("T1", "12:00", "open");
+    h.status("T1", "13:00", "on_hold");
+    h.status("T1", "14:00", "open");
+    h.status("T1", "15:00", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 resolution#1 fulfilled @15 elapsed=180m met"])
+    );
+}
+
+#[test]
+fn pause_at_deadline_still_breaches() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", r#""opened_by":"agent""#);
+    // Target 2h: the deadline 11:00 is reached exactly when the pause starts.
+    h.status("T1", "11:00", "pending");
+    h.status("T1", "11:00:01", "open");
+    let out = h.take();
+    assert_eq!(out, lines(&["T1 resolution#1 breached @11 elapsed=120m"]));
+}
+
+#[test]
+fn pause_moves_alerts_that_lie_after_it() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", r#""opened_by":"agent""#);
+    h.status("T1", "10:00", "pending");
+    h.status("T1", "10:30", "open");
+    h.finish(Some("12:00"));
+    assert_eq!(
+        h.take(),
+        lines(&["T1 resolution#1 breached @11:30 elapsed=120m"])
+    );
+}
+
+#[test]
+fn paused_cycle_reports_no_deadline_before_reaching_target() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.status("T1", "09:10", "pending");
+    h.status("T1", "10:00", "solved");
+    h.take();
+    let fulfilled = h.engine.stats.sla[SlaKind::Fulfilled as usize];
+    assert_eq!(fulfilled, 1);
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.status("T1", "09:10", "pending");
+    h.status("T1", "10:00", "solved");
+    let ev = h
+        .out
+        .sla
+        .iter()
+        .find(|e| e.clock == Clock::Resolution)
+        .unwrap();
+    assert_eq!((ev.deadline, ev.elapsed_ms), (None, 600_000));
+}
+
+#[test]
+fn resume_from_pause_is_not_a_reopen() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.status("T1", "09:30", "pending");
+    h.status("T1", "10:00", "new");
+    h.status("T1", "10:30", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 resolution#1 fulfilled @10:30 elapsed=60m met"])
+    );
+}
+
+#[test]
+fn reopen_from_solved_starts_a_new_resolution_cycle() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.status("T1", "10:00", "solved");
+    h.status("T1", "11:00", "pending");
+    h.status("T1", "12:00", "open");
+    h.status("T1", "12:30", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 resolution#1 fulfilled @10 elapsed=60m met",
+            "T1 resolution#2 fulfilled @12:30 elapsed=30m met"
+        ])
+    );
+}
+
+#[test]
+fn customer_reply_on_solved_ticket_reopens_it() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    h.reply("T1", "09:10", "agent");
+    h.status("T1", "10:00", "solved");
+    h.reply("T1", "11:00", "customer");
+    assert_eq!(h.engine.ticket("T1").unwrap().status, Status::Open);
+    h.reply("T1", "11:20", "agent");
+    h.status("T1", "11:30", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 fulfilled @09:10 elapsed=10m met",
+            "T1 resolution#1 fulfilled @10 elapsed=60m met",
+            "T1 next_response#1 fulfilled @11:20 elapsed=20m met",
+            "T1 resolution#2 fulfilled @11:30 elapsed=30m met",
+        ])
+    );
+}
+
+#[test]
+fn closed_is_final_and_later_events_are_ignored_and_counted() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.status("T1", "10:00", "closed");
+    h.take();
+    assert_eq!(
+        h.send("reply.sent", "T1", "10:10", r#""author":"customer""#),
+        Applied::Ignored
+    );
+    assert_eq!(
+        h.send("ticket.status_changed", "T1", "10:20", r#""status":"open""#),
+        Applied::Ignored
+    );
+    assert_eq!(h.engine.stats.ignored, 2);
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn fulfilment_after_emitted_breach_is_breached() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.reply("T1", "09:45", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 breached @09:30 elapsed=30m",
+            "T1 first_response#1 fulfilled @09:45 elapsed=45m breached",
+        ])
+    );
+}
+
+#[test]
+fn deadline_at_end_of_a_business_window_is_that_windows_end() {
+    let config = r#"
+        [[calendar]]
+        name = "office"
+        timezone = "UTC"
+        [calendar.hours]
+        tue = ["09:00-12:00", "13:00-17:00"]
+        wed = ["09:00-17:00"]
+        [[policy]]
+        name = "office"
+        calendar = "office"
+        warn_at = [0.5]
+        [policy.targets.first_response]
+        high = "3h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "high", "");
+    h.create("T2", "10:00", "high", "");
+    h.reply("T1", "12:00", "agent");
+    h.finish(Some("2026-11-25T12:00:00Z"));
+    let out = h.take();
+    assert_eq!(
+        out,
+        lines(&[
+            "T1 first_response#1 warning @10:30 elapsed=90m f=0.5",
+            "T2 first_response#1 warning @11:30 elapsed=90m f=0.5",
+            "T1 first_response#1 fulfilled @12 elapsed=180m met",
+            "T2 first_response#1 breached @14 elapsed=180m",
+        ])
+    );
+    // T1's deadline is 12:00 sharp (window end), not 13:00 (next window's start): a reply
+    // in the lunch break would have been late.
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "high", "");
+    h.reply("T1", "12:30", "agent");
+    assert_eq!(
+        h.take()[1..],
+        lines(&[
+            "T1 first_response#1 breached @12 elapsed=180m",
+            "T1 first_response#1 fulfilled @12:30 elapsed=180m breached"
+        ])
+    );
+}
+
+#[test]
+fn warnings_fire_at_floor_of_fraction_times_target() {
+    let config = "[[policy]]\nname = \"p\"\nwarn_at = [0.29]\n[policy.targets.first_response]\nhigh = \"100s\"\n";
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "high", "");
+    h.finish(Some("10:00"));
+    let ev = &h.out.sla[0];
+    // floor(0.29 × 100000) = 28999 in IEEE arithmetic.
+    assert_eq!(
+        (
+            ev.kind,
+            ev.elapsed_ms,
+            ev.at - parse_rfc3339("2026-11-24T09:00:00Z").unwrap()
+        ),
+        (SlaKind::Warning, 28_999, 28_999)
+    );
+}
+
+#[test]
+fn escalations_follow_the_deadline_in_business_time() {
+    let config = r#"
+        [[policy]]
+        name = "p"
+        escalate_after = ["30m", "2h"]
+        [policy.targets.first_response]
+        high = "1h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "high", "");
+    h.reply("T1", "11:00", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 breached @10 elapsed=60m",
+            "T1 first_response#1 escalated @10:30 elapsed=90m level=1",
+            "T1 first_response#1 fulfilled @11 elapsed=120m breached",
+        ])
+    );
+}
+
+// ---- §4 policies ------------------------------------------------------------------------
+
+#[test]
+fn unmatched_ticket_has_no_targets_and_emits_nothing() {
+    let mut h = Harness::new(
+        "[[policy]]\nname = \"chat\"\n[policy.match]\nchannel = [\"chat\"]\n[policy.targets.first_response]\nhigh = \"1m\"\n",
+    );
+    h.create("T1", "09:00", "high", "");
+    h.finish(Some("12:00"));
+    assert!(h.take().is_empty());
+    assert_eq!(h.engine.stats.unmatched, 1);
+}
+
+#[test]
+fn clock_without_target_has_no_deadline_and_no_events() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "low", "");
+    h.reply("T1", "09:10", "agent");
+    h.finish(Some("2026-11-30T00:00:00Z"));
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn priority_raise_breaches_retroactively() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "normal", "");
+    h.send("ticket.updated", "T1", "09:50", r#""priority":"urgent""#);
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
+    );
+}
+
+#[test]
+fn recomputed_warnings_below_the_frontier_are_skipped() {
+    let config = r#"
+        [[policy]]
+        name = "p"
+        warn_at = [0.5]
+        escalate_after = ["10m"]
+        [policy.targets.first_response]
+        normal = "2h"
+        urgent = "30m"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "normal", "");
+    h.send("ticket.updated", "T1", "09:50", r#""priority":"urgent""#);
+    h.finish(Some("12:00"));
+    // The 09:15 warning and the 09:40 escalation lie below the frontier: skipped.
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
+    );
+}
+
+#[test]
+fn each_alert_is_emitted_at_most_once_across_reevaluations() {
+    let config = r#"
+        [[policy]]
+        name = "p"
+        warn_at = [0.5]
+        [policy.targets.first_response]
+        urgent = "30m"
+        low = "4h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "urgent", "");
+    h.send("ticket.updated", "T1", "09:20", r#""priority":"low""#);
+    h.send("ticket.updated", "T1", "09:25", r#""priority":"urgent""#);
+    h.finish(Some("12:00"));
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 warning @09:15 elapsed=15m f=0.5",
+            "T1 first_response#1 breached @09:30 elapsed=30m"
+        ])
+    );
+}
+
+#[test]
+fn alerts_emitted_before_a_reevaluation_stay() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.send("ticket.updated", "T1", "09:40", r#""priority":"normal""#);
+    h.reply("T1", "09:50", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 breached @09:30 elapsed=30m",
+            "T1 first_response#1 fulfilled @09:50 elapsed=50m breached"
+        ])
+    );
+}
+
+#[test]
+fn calendar_change_recomputes_the_deadline() {
+    let config = r#"
+        [[calendar]]
+        name = "office"
+        timezone = "UTC"
+        [calendar.hours]
+        tue = ["09:00-10:00"]
+        wed = ["09:00-10:00"]
+        [[policy]]
+        name = "vip"
+        [policy.match]
+        customer_tier = ["gold"]
+        [policy.targets.first_response]
+        high = "2h"
+        [[policy]]
+        name = "office"
+        calendar = "office"
+        [policy.targets.first_response]
+        high = "2h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "high", "");
+    h.send("ticket.updated", "T1", "12:00", r#""customer_tier":"gold""#);
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 breached @11 elapsed=120m"])
+    );
+    assert_eq!(h.engine.ticket("T1").unwrap().policy(), Some(0));
+}
+
+#[test]
+fn pause_statuses_change_applies_from_the_change_on() {
+    let config = r#"
+        [[policy]]
+        name = "waiting-pauses"
+        [policy.match]
+        group = ["a"]
+        [policy.targets.resolution]
+        high = "4h"
+        [[policy]]
+        name = "never-pauses"
+        pause_statuses = []
+        [policy.targets.resolution]
+        high = "4h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "09:00", "high", r#""group":"a","opened_by":"agent""#);
+    h.status("T1", "10:00", "pending");
+    // Paused 10:00–11:00; the new policy does not pause, so time counts again from 11:00.
+    h.send("ticket.updated", "T1", "11:00", r#""group":"b""#);
+    h.status("T1", "12:00", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 resolution#1 fulfilled @12 elapsed=120m met"])
+    );
+}
+
+// ---- §6 frontier ------------------------------------------------------------------------
+
+#[test]
+fn alert_is_emitted_only_once_the_frontier_passes_its_instant() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.create("T2", "09:30", "high", "");
+    assert!(
+        h.take().is_empty(),
+        "F = 09:30 is not past the 09:30 deadline"
+    );
+    h.create("T3", "09:30:00.001", "high", "");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
+    );
+}
+
+#[test]
+fn fulfilment_at_the_deadline_is_met() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.reply("T1", "09:30", "agent");
+    h.finish(Some("10:00"));
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 fulfilled @09:30 elapsed=30m met"])
+    );
+}
+
+#[test]
+fn alerts_at_one_instant_are_ordered_by_ticket_then_clock() {
+    let mut h = Harness::new(PLAIN);
+    h.create("B", "09:00", "urgent", "");
+    h.create("A", "09:00", "urgent", r#""opened_by":"agent""#);
+    h.reply("A", "09:00", "customer");
+    h.send("ticket.updated", "A", "09:00", r#""priority":"high""#);
+    h.send("ticket.updated", "A", "09:00", r#""priority":"urgent""#);
+    h.finish(Some("12:00"));
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "B first_response#1 breached @09:30 elapsed=30m",
+            "A resolution#1 breached @11 elapsed=120m",
+            "B resolution#1 breached @11 elapsed=120m",
+        ])
+    );
+}
+
+#[test]
+fn allowed_lateness_holds_the_frontier_back() {
+    let config = format!("[engine]\nallowed_lateness = \"10m\"\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    h.create("T1", "09:00", "urgent", "");
+    h.create("T2", "09:35", "high", "");
+    assert!(h.take().is_empty(), "F = 09:25");
+    h.create("T3", "09:40:01", "high", "");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
+    );
+}
+
+#[test]
+fn late_reply_retracts_breach() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.create("T2", "10:00", "high", "");
+    h.reply("T1", "09:20", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 breached @09:30 elapsed=30m",
+            "T1 first_response#1 breach_retracted @09:20 elapsed=20m",
+            "T1 first_response#1 fulfilled @09:20 elapsed=20m met",
+        ])
+    );
+}
+
+#[test]
+fn late_fulfilment_after_the_deadline_stays_breached() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.create("T2", "10:00", "high", "");
+    h.reply("T1", "09:40", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 breached @09:30 elapsed=30m",
+            "T1 first_response#1 fulfilled @09:40 elapsed=40m breached"
+        ])
+    );
+}
+
+#[test]
+fn late_event_that_fulfils_nothing_applies_at_the_tickets_latest_time() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.status("T1", "10:00", "open");
+    // Late: 09:30 < F = 10:00. The pause starts at 10:00, the ticket's latest time.
+    h.status("T1", "09:30", "pending");
+    h.status("T1", "11:00", "open");
+    h.status("T1", "11:30", "solved");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 resolution#1 fulfilled @11:30 elapsed=90m met"])
+    );
+}
+
+#[test]
+fn with_lateness_a_cycle_ending_after_its_deadline_emits_the_breach_first() {
+    let config = format!("[engine]\nallowed_lateness = \"1h\"\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    h.create("T1", "09:00", "urgent", "");
+    h.reply("T1", "09:45", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 breached @09:30 elapsed=30m",
+            "T1 first_response#1 fulfilled @09:45 elapsed=45m breached"
+        ])
+    );
+}
+
+#[test]
+fn replay_end_moves_the_frontier_to_until_or_the_last_event() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "urgent", "");
+    h.create("T2", "09:31", "urgent", "");
+    h.finish(None);
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
+    );
+    h.finish(Some("10:02"));
+    assert_eq!(
+        h.take(),
+        lines(&["T2 first_response#1 breached @10:01 elapsed=30m"])
+    );
+}
+
+// ---- §2 input ---------------------------------------------------------------------------
+
+#[test]
+fn repeated_event_id_on_a_ticket_is_a_duplicate() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""event_id":"e1""#);
+    let reply = r#""author":"customer","event_id":"e2""#;
+    assert_eq!(h.send("reply.sent", "T1", "09:05", reply), Applied::Applied);
+    assert_eq!(
+        h.send("reply.sent", "T1", "09:05", reply),
+        Applied::Duplicate
+    );
+    assert_eq!(
+        h.send(
+            "ticket.created",
+            "T1",
+            "09:00",
+            r#""priority":"high","channel":"email","event_id":"e1""#
+        ),
+        Applied::Duplicate
+    );
+    assert_eq!(
+        h.send("reply.sent", "T2", "09:05", reply),
+        Applied::Held,
+        "other tickets may reuse ids"
+    );
+    assert_eq!(h.engine.stats.duplicates, 2);
+}
+
+#[test]
+fn events_before_their_ticket_are_held_then_applied() {
+    let mut h = Harness::new(PLAIN);
+    assert_eq!(
+        h.send("reply.sent", "T1", "09:10", r#""author":"agent""#),
+        Applied::Held
+    );
+    h.create("T1", "09:00", "high", "");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 fulfilled @09:10 elapsed=10m met"])
+    );
+    assert_eq!(h.engine.held_events(), 0);
+}
+
+#[test]
+fn orphans_expire_as_unknown_ticket_after_orphan_hold() {
+    let mut h = Harness::new(PLAIN);
+    h.send("reply.sent", "T9", "09:00", r#""author":"agent""#);
+    h.create("T1", "09:01", "high", "");
+    h.take();
+    assert!(h.dead.is_empty(), "held for 1m of frontier time");
+    h.create("T2", "09:01:00.001", "high", "");
+    h.take();
+    assert_eq!(h.dead, vec![(1, Reason::UnknownTicket)]);
+}
+
+#[test]
+fn orphans_still_held_at_end_of_input_are_dead_lettered() {
+    let mut h = Harness::new(PLAIN);
+    h.send("reply.sent", "T9", "09:00", r#""author":"agent""#);
+    h.finish(None);
+    h.take();
+    assert_eq!(h.dead, vec![(1, Reason::UnknownTicket)]);
+}
+
+#[test]
+fn orphan_buffer_is_bounded() {
+    let config = format!("[engine]\nmax_orphans = 1\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    assert_eq!(
+        h.send("reply.sent", "A", "09:00", r#""author":"agent""#),
+        Applied::Held
+    );
+    assert!(
+        matches!(h.send("reply.sent", "B", "09:00", r#""author":"agent""#), Applied::Rejected(r) if r.reason == Reason::UnknownTicket)
+    );
+}
+
+#[test]
+fn second_ticket_created_is_duplicate_ticket() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", "");
+    let again = h.send(
+        "ticket.created",
+        "T1",
+        "09:05",
+        r#""priority":"high","channel":"chat""#,
+    );
+    assert!(matches!(again, Applied::Rejected(r) if r.reason == Reason::DuplicateTicket));
+}
+
+#[test]
+fn ticket_limit_rejects_with_capacity() {
+    let config = format!("[engine]\nmax_tickets = 1\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    h.create("T1", "09:00", "high", "");
+    let more = h.send(
+        "ticket.created",
+        "T2",
+        "09:05",
+        r#""priority":"high","channel":"chat""#,
+    );
+    assert!(matches!(more, Applied::Rejected(r) if r.reason == Reason::Capacity));
+}
+
+#[test]
+fn solved_tickets_are_forgotten_after_retention() {
+    let config = format!("[engine]\nticket_retention = \"1h\"\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    h.create("T1", "09:00", "high", r#""opened_by":"agent""#);
+    h.status("T1", "09:10", "solved");
+    h.create("T2", "10:10", "high", "");
+    assert!(h.engine.ticket("T1").is_some());
+    h.create("T3", "10:10:00.001", "high", "");
+    assert!(h.engine.ticket("T1").is_none());
+    assert_eq!(h.engine.stats.evicted, 1);
+}

@@ -41,7 +41,12 @@ impl Cycle {
     pub const NEXT: u8 = 16;
 
     pub fn started(start: Instant, number: u16, flags: u8) -> Cycle {
-        Cycle { start, number, flags: flags | Cycle::RUNNING, ..Cycle::default() }
+        Cycle {
+            start,
+            number,
+            flags: flags | Cycle::RUNNING,
+            ..Cycle::default()
+        }
     }
 
     pub fn is(&self, flag: u8) -> bool {
@@ -210,7 +215,9 @@ impl Tickets {
     }
 
     pub fn find(&self, id: &str) -> Option<u32> {
-        self.by_id.find(hash(id), |&s| self.slab[s as usize].id == id).copied()
+        self.by_id
+            .find(hash(id), |&s| self.slab[s as usize].id == id)
+            .copied()
     }
 
     pub fn insert(&mut self, ticket: Ticket) -> u32 {
@@ -226,7 +233,8 @@ impl Tickets {
             }
         };
         let slab = &self.slab;
-        self.by_id.insert_unique(h, slot, |&s| hash(&slab[s as usize].id));
+        self.by_id
+            .insert_unique(h, slot, |&s| hash(&slab[s as usize].id));
         slot
     }
 
@@ -264,7 +272,11 @@ mod tests {
 
     #[test]
     fn ticket_record_stays_compact() {
-        assert!(size_of::<Ticket>() <= 136, "Ticket is {} bytes", size_of::<Ticket>());
+        assert!(
+            size_of::<Ticket>() <= 136,
+            "Ticket is {} bytes",
+            size_of::<Ticket>()
+        );
     }
 
     #[test]
@@ -302,7 +314,10 @@ mod tests {
         tickets.remove(a);
         assert_eq!(tickets.find("a"), None);
         let c = tickets.insert(Ticket::new("c".into(), 0, attrs, Status::New));
-        assert_eq!((c, tickets.find("c"), tickets.find("b")), (a, Some(a), Some(b)));
+        assert_eq!(
+            (c, tickets.find("c"), tickets.find("b")),
+            (a, Some(a), Some(b))
+        );
         assert_eq!(tickets.len(), 2);
     }
 }

@@ -26,13 +26,20 @@ impl Timeline<'_> {
     /// The running intervals, the last one open-ended (`NEVER`) unless paused now.
     fn segments(&self) -> impl Iterator<Item = (Instant, Instant)> + '_ {
         let starts = std::iter::once(self.start).chain(self.pauses.iter().map(|p| p.1));
-        let ends = self.pauses.iter().map(|p| p.0).chain(std::iter::once(self.paused_since));
+        let ends = self
+            .pauses
+            .iter()
+            .map(|p| p.0)
+            .chain(std::iter::once(self.paused_since));
         starts.zip(ends)
     }
 
     /// Business time elapsed at `t`.
     pub fn elapsed(&self, cal: &Calendar, t: Instant) -> i64 {
-        self.segments().take_while(|&(a, _)| a < t).map(|(a, b)| cal.between(a, b.min(t))).sum()
+        self.segments()
+            .take_while(|&(a, _)| a < t)
+            .map(|(a, b)| cal.between(a, b.min(t)))
+            .sum()
     }
 
     /// The earliest instant at which the elapsed time equals `threshold`, or `None` if the
@@ -95,7 +102,9 @@ impl Alert {
 pub fn schedule(policy: &Policy) -> impl Iterator<Item = Alert> + '_ {
     let warnings = policy.warnings.iter().map(|&w| Alert::Warning(w));
     let escalations = (1..=policy.escalate.len() as u8).map(Alert::Escalation);
-    warnings.chain(std::iter::once(Alert::Breach)).chain(escalations)
+    warnings
+        .chain(std::iter::once(Alert::Breach))
+        .chain(escalations)
 }
 
 /// The first alert of the schedule that is not done yet.
@@ -113,18 +122,30 @@ mod tests {
     fn pauses_do_not_count_and_move_later_instants() {
         let cal = Calendar::always();
         let pauses = [(2 * H, 5 * H)];
-        let tl = Timeline { start: 0, pauses: &pauses, paused_since: NEVER };
+        let tl = Timeline {
+            start: 0,
+            pauses: &pauses,
+            paused_since: NEVER,
+        };
         assert_eq!(tl.elapsed(&cal, 4 * H), 2 * H);
         assert_eq!(tl.elapsed(&cal, 6 * H), 3 * H);
         assert_eq!(tl.instant_at(&cal, H), Some(H));
-        assert_eq!(tl.instant_at(&cal, 2 * H), Some(2 * H), "an instant at the pause stays before it");
+        assert_eq!(
+            tl.instant_at(&cal, 2 * H),
+            Some(2 * H),
+            "an instant at the pause stays before it"
+        );
         assert_eq!(tl.instant_at(&cal, 3 * H), Some(6 * H));
     }
 
     #[test]
     fn open_pause_leaves_unreached_thresholds_without_instant() {
         let cal = Calendar::always();
-        let tl = Timeline { start: 0, pauses: &[], paused_since: 2 * H };
+        let tl = Timeline {
+            start: 0,
+            pauses: &[],
+            paused_since: 2 * H,
+        };
         assert_eq!(tl.instant_at(&cal, H), Some(H));
         assert_eq!(tl.instant_at(&cal, 3 * H), None);
         assert_eq!(tl.elapsed(&cal, 10 * H), 2 * H);
