@@ -49,10 +49,7 @@ impl Calendar {
     /// `(start_ms, end_ms)` with `0 <= start < end <= 86_400_000` (ms since local midnight).
     /// `holidays`: local dates. Inputs are already validated by the caller.
     pub fn new(tz: Tz, week: [Vec<(u32, u32)>; 7], holidays: &[NaiveDate]) -> Calendar {
-        let mut holidays: Vec<i64> = holidays
-            .iter()
-            .map(|d| i64::from(d.to_epoch_days()))
-            .collect();
+        let mut holidays: Vec<i64> = holidays.iter().map(|d| i64::from(d.to_epoch_days())).collect();
         holidays.sort_unstable();
 
         let mut intervals: Vec<(i64, i64)> = Vec::new();
@@ -166,11 +163,7 @@ impl fmt::Debug for Calendar {
 fn offset_segments(tz: Tz) -> Vec<(i64, i64, i64)> {
     let offset_at = |t: i64| {
         let utc = DateTime::from_timestamp_millis(t).expect("instant in supported range");
-        i64::from(
-            tz.offset_from_utc_datetime(&utc.naive_utc())
-                .fix()
-                .local_minus_utc(),
-        ) * 1000
+        i64::from(tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()) * 1000
     };
     let mut segments = Vec::new();
     let (mut seg_start, mut offset) = (RANGE_START, offset_at(RANGE_START));
@@ -221,15 +214,7 @@ mod tests {
     /// Mon–Fri 09:00–12:30 and 13:30–17:00.
     fn office_week() -> [Vec<(u32, u32)>; 7] {
         let day = vec![(hm(9, 0), hm(12, 30)), (hm(13, 30), hm(17, 0))];
-        [
-            day.clone(),
-            day.clone(),
-            day.clone(),
-            day.clone(),
-            day,
-            vec![],
-            vec![],
-        ]
+        [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]]
     }
 
     /// Only Sundays 01:00–04:00, a window across both of Europe's and the US's changed hours.
@@ -273,15 +258,9 @@ mod tests {
     fn add_used_up_at_window_end_returns_the_end() {
         let cal = Calendar::new(Tz::UTC, office_week(), &[]);
         let mon_9 = utc("2026-06-01T09:00:00Z");
-        assert_eq!(
-            cal.add(mon_9, 3 * H + 30 * M),
-            Some(utc("2026-06-01T12:30:00Z"))
-        );
+        assert_eq!(cal.add(mon_9, 3 * H + 30 * M), Some(utc("2026-06-01T12:30:00Z")));
         assert_eq!(cal.add(mon_9, 7 * H), Some(utc("2026-06-01T17:00:00Z")));
-        assert_eq!(
-            cal.add(mon_9, 7 * H + 1),
-            Some(utc("2026-06-02T09:00:00.001Z"))
-        );
+        assert_eq!(cal.add(mon_9, 7 * H + 1), Some(utc("2026-06-02T09:00:00.001Z")));
     }
 
     #[test]
@@ -360,10 +339,7 @@ mod tests {
         assert_eq!(cal.add(RANGE_START, i64::MAX), None);
         let office = Calendar::new(Berlin, office_week(), &[]);
         let last_thursday = utc("2099-12-31T08:00:00Z");
-        assert_eq!(
-            office.add(last_thursday, 7 * H),
-            Some(utc("2099-12-31T16:00:00Z"))
-        );
+        assert_eq!(office.add(last_thursday, 7 * H), Some(utc("2099-12-31T16:00:00Z")));
         assert_eq!(office.add(last_thursday, 7 * H + 1), None);
     }
 
@@ -386,11 +362,7 @@ mod tests {
         let segments = offset_segments(Berlin);
         let spring = segments.iter().find(|s| s.0 == utc("2026-03-29T01:00:00Z"));
         assert_eq!(spring.map(|s| s.2), Some(2 * H));
-        assert!(
-            segments
-                .windows(2)
-                .all(|w| w[0].1 == w[1].0 && w[0].2 != w[1].2)
-        );
+        assert!(segments.windows(2).all(|w| w[0].1 == w[1].0 && w[0].2 != w[1].2));
         assert_eq!(segments.last().map(|s| s.1), Some(RANGE_END));
     }
 }

@@ -130,9 +130,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed("SLAWATCH__").split("__"));
-    let file: FileConfig = figment
-        .extract()
-        .map_err(|e| ConfigError::Load(Box::new(e)))?;
+    let file: FileConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
     file.validate()
 }
 
@@ -265,10 +263,7 @@ impl FileConfig {
             }
         }
         if e.max_tickets > u32::MAX as usize - 1 {
-            r.problem(
-                "engine.max_tickets",
-                format_args!("must be at most {}", u32::MAX - 1),
-            );
+            r.problem("engine.max_tickets", format_args!("must be at most {}", u32::MAX - 1));
         }
         settings
     }
@@ -325,9 +320,7 @@ impl FileConfig {
                 week[w] = windows
                     .iter()
                     .enumerate()
-                    .filter_map(|(j, text)| {
-                        parse_window(&format!("{key}.hours.{day}[{j}]"), text, r)
-                    })
+                    .filter_map(|(j, text)| parse_window(&format!("{key}.hours.{day}[{j}]"), text, r))
                     .collect();
                 week[w].sort_unstable();
                 if week[w].windows(2).any(|pair| pair[0].1 > pair[1].0) {
@@ -335,10 +328,7 @@ impl FileConfig {
                 }
             }
             if week.iter().all(Vec::is_empty) {
-                r.problem(
-                    format_args!("{key}.hours"),
-                    "a calendar needs at least one window",
-                );
+                r.problem(format_args!("{key}.hours"), "a calendar needs at least one window");
             }
             if let Some(tz) = tz {
                 out.push(NamedCalendar {
@@ -406,13 +396,7 @@ fn intern(list: &mut Vec<Arc<str>>, s: &str) -> u32 {
 }
 
 impl PolicySection {
-    fn compile(
-        &self,
-        i: usize,
-        calendars: &[NamedCalendar],
-        interned: &mut Interned,
-        r: &mut Report,
-    ) -> Policy {
+    fn compile(&self, i: usize, calendars: &[NamedCalendar], interned: &mut Interned, r: &mut Report) -> Policy {
         let key = format!("policy[{i}]");
         let calendar = calendars
             .iter()
@@ -428,10 +412,7 @@ impl PolicySection {
             None => Status::Pending.bit() | Status::OnHold.bit(),
             Some(list) => {
                 let statuses = r.words::<Status>(&format!("{key}.pause_statuses"), list);
-                if statuses
-                    .iter()
-                    .any(|s| matches!(s, Status::Solved | Status::Closed))
-                {
+                if statuses.iter().any(|s| matches!(s, Status::Solved | Status::Closed)) {
                     r.problem(
                         format_args!("{key}.pause_statuses"),
                         "solved and closed end the clock; they cannot pause it",
@@ -453,14 +434,10 @@ impl PolicySection {
                     "fractions must be strictly increasing",
                 );
             } else {
-                let bit = interned
-                    .fractions
-                    .iter()
-                    .position(|&x| x == f)
-                    .unwrap_or_else(|| {
-                        interned.fractions.push(f);
-                        interned.fractions.len() - 1
-                    });
+                let bit = interned.fractions.iter().position(|&x| x == f).unwrap_or_else(|| {
+                    interned.fractions.push(f);
+                    interned.fractions.len() - 1
+                });
                 warnings.push(Warning {
                     fraction: f,
                     bit: bit.min(31) as u8,
@@ -503,8 +480,7 @@ impl PolicySection {
                     );
                     continue;
                 };
-                targets[*clock as usize][priority as usize] =
-                    Some(r.positive_duration(&tkey, text));
+                targets[*clock as usize][priority as usize] = Some(r.positive_duration(&tkey, text));
                 if uses_days(text) && calendar != 0 {
                     r.warnings.push(format!(
                         "{tkey}: {text:?} uses d, which is 24 hours of business time in calendar {:?}, not a working day",
@@ -581,12 +557,7 @@ mod tests {
         let loaded = from_toml("").unwrap();
         let e = &loaded.rules.engine;
         assert_eq!(
-            (
-                e.allowed_lateness,
-                e.idle_grace,
-                e.max_clock_skew,
-                e.orphan_hold
-            ),
+            (e.allowed_lateness, e.idle_grace, e.max_clock_skew, e.orphan_hold),
             (0, 5_000, 300_000, 60_000)
         );
         assert_eq!(e.max_event_bytes, 65_536);
@@ -674,9 +645,7 @@ mod tests {
 
     #[test]
     fn shipped_example_config_is_valid() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
-                .unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml")).unwrap();
         let loaded = from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
         assert!(loaded.rules.policies.len() >= 4);
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);

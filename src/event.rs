@@ -212,16 +212,12 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
             format!("{} bytes exceeds the limit of {max_bytes}", bytes.len()),
         ));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| Rejection::new(Reason::InvalidJson, format!("not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| Rejection::new(Reason::InvalidJson, format!("not UTF-8: {e}")))?;
     if !text.trim_start().starts_with('{') {
-        return Err(Rejection::new(
-            Reason::InvalidJson,
-            "expected a JSON object",
-        ));
+        return Err(Rejection::new(Reason::InvalidJson, "expected a JSON object"));
     }
-    let wire: Wire = serde_json::from_str(text)
-        .map_err(|e| Rejection::new(Reason::InvalidJson, e.to_string()))?;
+    let wire: Wire = serde_json::from_str(text).map_err(|e| Rejection::new(Reason::InvalidJson, e.to_string()))?;
     wire.validate()
 }
 
@@ -382,12 +378,7 @@ fn bounded(field: &str, s: &str, max: usize) -> Result<CompactString, Rejection>
 }
 
 fn word<T: Vocabulary>(field: &str, s: &str) -> Result<T, Rejection> {
-    T::parse(s).ok_or_else(|| {
-        invalid(
-            field,
-            format_args!("{s:?} is not one of {}", T::WORDS.join(", ")),
-        )
-    })
+    T::parse(s).ok_or_else(|| invalid(field, format_args!("{s:?} is not one of {}", T::WORDS.join(", "))))
 }
 
 impl Wire<'_> {
@@ -404,11 +395,7 @@ impl Wire<'_> {
         };
         if !matches!(
             type_name,
-            "ticket.created"
-                | "ticket.updated"
-                | "ticket.status_changed"
-                | "reply.sent"
-                | "complaint.resolved"
+            "ticket.created" | "ticket.updated" | "ticket.status_changed" | "reply.sent" | "complaint.resolved"
         ) {
             return Err(Rejection::new(
                 Reason::UnknownType,
@@ -417,10 +404,7 @@ impl Wire<'_> {
         }
         let ticket_id = required("ticket_id", &self.ticket_id)?;
         if ticket_id.is_empty() || ticket_id.len() > MAX_TICKET_ID {
-            return Err(invalid(
-                "ticket_id",
-                format_args!("must be 1 to {MAX_TICKET_ID} bytes"),
-            ));
+            return Err(invalid("ticket_id", format_args!("must be 1 to {MAX_TICKET_ID} bytes")));
         }
         let occurred_text = required("occurred_at", &self.occurred_at)?;
         let occurred_at = parse_rfc3339(occurred_text).ok_or_else(|| {
@@ -497,18 +481,11 @@ impl Wire<'_> {
     }
 
     fn update(&self) -> Result<Update, Rejection> {
-        let clearable = |field: &str,
-                         v: &Loose,
-                         max: usize|
-         -> Result<Option<Option<CompactString>>, Rejection> {
+        let clearable = |field: &str, v: &Loose, max: usize| -> Result<Option<Option<CompactString>>, Rejection> {
             match v {
                 Loose::Absent => Ok(None),
                 Loose::Null => Ok(Some(None)),
-                _ => Ok(Some(
-                    optional(field, v)?
-                        .map(|s| bounded(field, s, max))
-                        .transpose()?,
-                )),
+                _ => Ok(Some(optional(field, v)?.map(|s| bounded(field, s, max)).transpose()?)),
             }
         };
         let update = Update {
@@ -559,16 +536,19 @@ mod tests {
     use super::*;
 
     fn reason(json: &str) -> Reason {
-        decode(json.as_bytes(), 65_536)
-            .expect_err("should be rejected")
-            .reason
+        decode(json.as_bytes(), 65_536).expect_err("should be rejected").reason
     }
 
     const T: &str = r#""ticket_id":"T1","occurred_at":"2026-11-24T10:00:00Z""#;
 
     #[test]
     fn decodes_a_created_event_with_defaults() {
-        let e = decode(format!(r#"{{"type":"ticket.created",{T},"priority":"high","channel":"chat","extra":[1,{{}}]}}"#).as_bytes(), 1 << 16).unwrap();
+        let e = decode(
+            format!(r#"{{"type":"ticket.created",{T},"priority":"high","channel":"chat","extra":[1,{{}}]}}"#)
+                .as_bytes(),
+            1 << 16,
+        )
+        .unwrap();
         assert_eq!(e.ticket_id, "T1");
         let Body::Created(c) = e.body else { panic!() };
         assert_eq!(
@@ -623,15 +603,11 @@ mod tests {
     fn dead_letter_reason_missing_field() {
         assert_eq!(reason(r#"{"ticket_id":"T1"}"#), Reason::MissingField);
         assert_eq!(
-            reason(
-                r#"{"type":"reply.sent","occurred_at":"2026-11-24T10:00:00Z","author":"agent"}"#
-            ),
+            reason(r#"{"type":"reply.sent","occurred_at":"2026-11-24T10:00:00Z","author":"agent"}"#),
             Reason::MissingField
         );
         assert_eq!(
-            reason(&format!(
-                r#"{{"type":"ticket.created",{T},"channel":"chat"}}"#
-            )),
+            reason(&format!(r#"{{"type":"ticket.created",{T},"channel":"chat"}}"#)),
             Reason::MissingField
         );
         assert_eq!(
@@ -647,19 +623,14 @@ mod tests {
             format!(r#"{{"type":"reply.sent",{T},"author":"agent","public":"yes"}}"#),
             format!(r#"{{"type":"ticket.status_changed",{T},"status":"done"}}"#),
             format!(r#"{{"type":"ticket.created",{T},"priority":1,"channel":"chat"}}"#),
-            format!(
-                r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","tags":[1]}}"#
-            ),
+            format!(r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","tags":[1]}}"#),
             format!(
                 r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","group":"{}"}}"#,
                 "g".repeat(65)
             ),
-            r#"{"type":"complaint.resolved","ticket_id":"","occurred_at":"2026-11-24T10:00:00Z"}"#
-                .to_string(),
-            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2026-11-24 10:00"}"#
-                .to_string(),
-            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2100-01-01T00:00:00Z"}"#
-                .to_string(),
+            r#"{"type":"complaint.resolved","ticket_id":"","occurred_at":"2026-11-24T10:00:00Z"}"#.to_string(),
+            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2026-11-24 10:00"}"#.to_string(),
+            r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2100-01-01T00:00:00Z"}"#.to_string(),
             r#"{"type":7,"ticket_id":"T","occurred_at":"2026-11-24T10:00:00Z"}"#.to_string(),
         ] {
             assert_eq!(reason(&bad), Reason::InvalidField, "{bad}");
@@ -680,10 +651,7 @@ mod tests {
             r#"{{"type":"complaint.resolved",{T},"resolution":"{}"}}"#,
             "x".repeat(100)
         );
-        assert_eq!(
-            decode(big.as_bytes(), 64).unwrap_err().reason,
-            Reason::TooLarge
-        );
+        assert_eq!(decode(big.as_bytes(), 64).unwrap_err().reason, Reason::TooLarge);
     }
 
     #[test]

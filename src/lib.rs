@@ -5,4 +5,5 @@ pub mod engine;
 pub mod event;
 pub mod policy;
 pub mod replay;
+pub mod sim;
 pub mod time;

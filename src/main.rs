@@ -48,6 +48,27 @@ enum Command {
         #[arg(long, value_parser = parse_instant)]
         until: Option<Instant>,
     },
+    /// Write realistic, deterministic ticket traffic as NDJSON (the input format of `replay`).
+    Simulate {
+        /// Number of tickets; every ticket's lifecycle is written to its end.
+        #[arg(long, default_value_t = 300)]
+        tickets: u64,
+        /// Seed: the same seed and options give the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First arrival (RFC 3339).
+        #[arg(long, value_parser = parse_instant, default_value = "2026-11-24T06:00:00Z")]
+        start: Instant,
+        /// Mean arrivals per hour at the daily peak.
+        #[arg(long, default_value_t = 40.0)]
+        peak_per_hour: f64,
+        /// Ticket id prefix.
+        #[arg(long, default_value = "T-")]
+        prefix: String,
+        /// Where to write; `-` is stdout.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+    },
     /// Validate a configuration: exit 0 if usable (printing warnings), 2 if not.
     CheckConfig {
         /// Configuration file (TOML).
@@ -71,6 +92,29 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Simulate {
+            tickets,
+            seed,
+            start,
+            peak_per_hour,
+            prefix,
+            output,
+        } => {
+            let cfg = slawatch::sim::SimConfig {
+                seed,
+                tickets,
+                start_ms: start,
+                peak_per_hour,
+                id_prefix: prefix,
+            };
+            match write_simulation(&cfg, &output) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("slawatch: writing {}: {e}", output.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Replay {
             config,
             input,
@@ -103,6 +147,21 @@ fn main() -> ExitCode {
     }
 }
 
+fn write_simulation(cfg: &slawatch::sim::SimConfig, output: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out: Box<dyn Write> = if output.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(output)?)
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut out);
+    for ev in slawatch::sim::generate(cfg) {
+        out.write_all(ev.json.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
 /// Loads and validates the configuration, printing warnings; a problem exits with 2.
 fn load(path: &std::path::Path) -> Result<std::sync::Arc<slawatch::policy::Rules>, ExitCode> {
     match config::load(Some(path)) {
@@ -124,8 +183,7 @@ fn load(path: &std::path::Path) -> Result<std::sync::Arc<slawatch::policy::Rules
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -223,10 +223,7 @@ mod tests {
         let rules = from_toml("[[policy]]\nname = \"p\"\n[policy.match]\nchannel = [\"email\"]\n")
             .unwrap()
             .rules;
-        assert_eq!(
-            rules.select(&attrs(Priority::Low, Channel::Chat, Kind::Request)),
-            None
-        );
+        assert_eq!(rules.select(&attrs(Priority::Low, Channel::Chat, Kind::Request)), None);
         assert_eq!(rules.pause_of(None), DEFAULT_PAUSE);
     }
 }

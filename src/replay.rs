@@ -88,15 +88,8 @@ impl std::fmt::Display for Summary {
 /// Runs a replay. I/O failures are errors; bad input lines are dead letters.
 pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     let started = WallInstant::now();
-    let name = |p: &Option<PathBuf>| {
-        p.as_ref()
-            .map_or("-".to_string(), |p| p.display().to_string())
-    };
-    let (in_name, out_name, dl_name) = (
-        name(&opts.input),
-        name(&opts.output),
-        name(&opts.dead_letter),
-    );
+    let name = |p: &Option<PathBuf>| p.as_ref().map_or("-".to_string(), |p| p.display().to_string());
+    let (in_name, out_name, dl_name) = (name(&opts.input), name(&opts.output), name(&opts.dead_letter));
     let read_err = |source| ReplayError::Read {
         path: in_name.clone(),
         source,
@@ -236,12 +229,12 @@ const FLUSH_AT: usize = 1 << 20;
 impl Sink {
     fn open(path: Option<&PathBuf>, dash_is_stdout: bool, name: &str) -> Result<Sink, ReplayError> {
         let writer: Box<dyn Write> = match path {
-            Some(p) if !(dash_is_stdout && p.as_os_str() == "-") => Box::new(
-                std::fs::File::create(p).map_err(|source| ReplayError::Write {
+            Some(p) if !(dash_is_stdout && p.as_os_str() == "-") => {
+                Box::new(std::fs::File::create(p).map_err(|source| ReplayError::Write {
                     path: name.to_string(),
                     source,
-                })?,
-            ),
+                })?)
+            }
             _ => Box::new(io::stdout().lock()),
         };
         Ok(Sink {
@@ -260,12 +253,10 @@ impl Sink {
     }
 
     fn flush(&mut self) -> Result<(), ReplayError> {
-        self.writer
-            .write_all(&self.buf)
-            .map_err(|source| ReplayError::Write {
-                path: self.path.clone(),
-                source,
-            })?;
+        self.writer.write_all(&self.buf).map_err(|source| ReplayError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
         self.buf.clear();
         Ok(())
     }

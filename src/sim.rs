@@ -16,10 +16,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write;
 
-use chrono::{DateTime, Datelike, Offset, TimeZone};
+use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Europe::Berlin;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use crate::calendar::{Calendar, RANGE_END};
+use crate::time::format_into;
 
 const SEC: i64 = 1_000;
 const MIN: i64 = 60 * SEC;
@@ -34,9 +37,7 @@ const CHAT: u8 = 2;
 const WEB: u8 = 4;
 const GROUPS: [&str; 4] = ["billing", "technical", "accounts", "returns"];
 const TIERS: [&str; 3] = ["gold", "silver", "standard"];
-const TAGS: [&str; 8] = [
-    "vip", "outage", "refund", "invoice", "login", "shipping", "bug", "gdpr",
-];
+const TAGS: [&str; 8] = ["vip", "outage", "refund", "invoice", "login", "shipping", "bug", "gdpr"];
 /// Tag bitmasks (over `TAGS`) typical for each group, so tags correlate with the team.
 const GROUP_TAGS: [u8; 4] = [0b0000_1100, 0b0101_0010, 0b1001_0000, 0b0010_0100];
 const STATUSES: [&str; 6] = ["new", "open", "pending", "on_hold", "solved", "closed"];
@@ -49,8 +50,8 @@ const CLOSED: u8 = 5;
 const RESOLUTIONS: [&str; 4] = ["refund issued", "apology", "replacement", "goodwill credit"];
 /// Relative arrival rate by Berlin local hour on weekdays: late-morning and early-afternoon peaks.
 const HOURLY: [f64; 24] = [
-    0.06, 0.04, 0.03, 0.03, 0.04, 0.07, 0.15, 0.35, 0.65, 0.9, 1.0, 0.95, 0.75, 0.85, 0.95, 0.9,
-    0.8, 0.65, 0.5, 0.4, 0.35, 0.28, 0.18, 0.1,
+    0.06, 0.04, 0.03, 0.03, 0.04, 0.07, 0.15, 0.35, 0.65, 0.9, 1.0, 0.95, 0.75, 0.85, 0.95, 0.9, 0.8, 0.65, 0.5, 0.4,
+    0.35, 0.28, 0.18, 0.1,
 ];
 const WEEKEND_FACTOR: f64 = 0.35;
 
@@ -144,6 +145,7 @@ pub struct Simulation {
     heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
     slots: Vec<Ticket>,
     free: Vec<u32>,
+    office: Calendar,
 }
 
 /// Events in non-decreasing `at_ms` order; every ticket's lifecycle ends, so the stream is finite.
@@ -165,6 +167,7 @@ pub fn generate(cfg: &SimConfig) -> Simulation {
         heap: BinaryHeap::new(),
         slots: Vec::new(),
         free: Vec::new(),
+        office: office_hours(),
     };
     if cfg.tickets > 0 {
         sim.spawn(cfg.start_ms);
@@ -221,8 +224,7 @@ impl Simulation {
     fn spawn(&mut self, at: i64) {
         self.spawned += 1;
         let rng = &mut self.rng;
-        let local = berlin_local(at);
-        let office = weekday(local) < 5 && (8 * HOUR..18 * HOUR).contains(&local.rem_euclid(DAY));
+        let office = self.office.is_business(at);
         let mut channel = pick(rng, &[40, 12, 18, 7, 20, 3]);
         if channel == PHONE && !office {
             channel = EMAIL; // phone lines are staffed in office hours; voicemail arrives as email
@@ -278,11 +280,9 @@ impl Simulation {
     fn decide(&mut self, i: usize, now: i64) {
         let (t, rng) = (&mut self.slots[i], &mut self.rng);
         match t.step {
-            Step::Create if t.by_agent => {
-                t.then(&[(now + rng.random_range(5 * SEC..2 * MIN), Step::AgentReply)])
-            }
+            Step::Create if t.by_agent => t.then(&[(now + rng.random_range(5 * SEC..2 * MIN), Step::AgentReply)]),
             Step::Create | Step::CustomerReply => {
-                let mut at = agent_reply_at(rng, t, now);
+                let mut at = agent_reply_at(rng, &self.office, t, now);
                 if t.status == OPEN {
                     t.then(&[(at, Step::AgentReply)]);
                 } else {
@@ -311,13 +311,13 @@ impl Simulation {
             }
             Step::AgentReply if t.rounds == 0 && t.complaint => {
                 let delay = lognormal(rng, 8.0 * HOUR as f64, 0.9).max(MIN);
-                t.then(&[(add_business(now, delay), Step::ComplaintResolved)]);
+                t.then(&[(add_business(&self.office, now, delay), Step::ComplaintResolved)]);
             }
             Step::AgentReply if t.rounds == 0 => {
                 let at = if chance(rng, 0.55) {
                     now + rng.random_range(5 * SEC..3 * MIN) // "submit as solved" with the reply
                 } else {
-                    agent_reply_at(rng, t, now)
+                    agent_reply_at(rng, &self.office, t, now)
                 };
                 t.then(&[(at, Step::Status(SOLVED))]);
             }
@@ -327,10 +327,7 @@ impl Simulation {
                     t.plan &= !P_PENDING;
                     let pending = now + rng.random_range(3 * SEC..MIN);
                     let reply = pending + lognormal(rng, 20.0 * HOUR as f64, 0.9).max(MIN);
-                    t.then(&[
-                        (pending, Step::Status(PENDING)),
-                        (reply, Step::CustomerReply),
-                    ]);
+                    t.then(&[(pending, Step::Status(PENDING)), (reply, Step::CustomerReply)]);
                 } else {
                     let median = if t.live() { 3 * MIN } else { 5 * HOUR } as f64;
                     let factor = [0.4, 0.7, 1.0, 1.3][t.priority as usize];
@@ -350,14 +347,12 @@ impl Simulation {
                 }
             }
             // Closing is optional so every lifecycle (and thus the stream) ends either way.
-            Step::Status(SOLVED) if chance(rng, 0.85) => t.then(&[(
-                now + rng.random_range(2 * DAY..4 * DAY),
-                Step::Status(CLOSED),
-            )]),
-            Step::ComplaintResolved if chance(rng, 0.4) => t.then(&[(
-                now + rng.random_range(10 * SEC..10 * MIN),
-                Step::Status(SOLVED),
-            )]),
+            Step::Status(SOLVED) if chance(rng, 0.85) => {
+                t.then(&[(now + rng.random_range(2 * DAY..4 * DAY), Step::Status(CLOSED))])
+            }
+            Step::ComplaintResolved if chance(rng, 0.4) => {
+                t.then(&[(now + rng.random_range(10 * SEC..10 * MIN), Step::Status(SOLVED))])
+            }
             _ => {}
         }
         // Interleave a triage update or an internal note before the next step while unsolved.
@@ -394,7 +389,7 @@ impl Simulation {
         s.push_str("\",\"ticket_id\":\"");
         s.push_str(&self.esc_prefix);
         let _ = write!(s, "{:06}\",\"occurred_at\":\"", t.num);
-        write_rfc3339(&mut s, now);
+        s.push_str(format_into(now, &mut [0; 24]));
         let _ = write!(s, "\",\"event_id\":\"e-{}-{}\"", self.cfg.seed, self.events);
         self.events += 1;
         match t.step {
@@ -479,7 +474,7 @@ impl Simulation {
 /// When the agent's next public reply lands: lognormal around the channel/priority target
 /// (median half the target, so roughly one reply in six breaches), mostly in business hours
 /// for email-type channels.
-fn agent_reply_at(rng: &mut SmallRng, t: &Ticket, now: i64) -> i64 {
+fn agent_reply_at(rng: &mut SmallRng, office: &Calendar, t: &Ticket, now: i64) -> i64 {
     let p = t.priority as usize;
     let target = if t.live() {
         [2, 5, 10, 15][p] * MIN
@@ -490,35 +485,20 @@ fn agent_reply_at(rng: &mut SmallRng, t: &Ticket, now: i64) -> i64 {
     if t.live() || chance(rng, 0.1) {
         now + delay // live channels run around the clock; some email replies come off-hours
     } else {
-        add_business(now, delay)
+        add_business(office, now, delay)
     }
 }
 
-/// Adds `dur` of Mon–Fri 08:00–18:00 Europe/Berlin time to `t`, skipping nights and weekends.
-fn add_business(mut t: i64, mut dur: i64) -> i64 {
-    loop {
-        let local = berlin_local(t);
-        let (day, tod, wd) = (local.div_euclid(DAY), local.rem_euclid(DAY), weekday(local));
-        let skip = match (wd, tod) {
-            (5.., _) => 7 - wd,
-            (4, _) if tod >= 18 * HOUR => 3,
-            (_, _) if tod >= 18 * HOUR => 1,
-            _ => 0,
-        };
-        if skip > 0 || tod < 8 * HOUR {
-            // Convert the next opening back to UTC with the offset valid there (DST switches
-            // happen at 01:00 UTC on Sundays, far from any opening time).
-            let open = (day + skip) * DAY + 8 * HOUR;
-            let guess = open - (local - t);
-            t = open - (berlin_local(guess) - guess);
-            continue;
-        }
-        if dur <= 18 * HOUR - tod {
-            return t + dur;
-        }
-        dur -= 18 * HOUR - tod;
-        t += 18 * HOUR - tod;
-    }
+/// Mon–Fri 08:00–18:00 Europe/Berlin, no holidays: when email-type work gets done.
+fn office_hours() -> Calendar {
+    let day = vec![(8 * HOUR as u32, 18 * HOUR as u32)];
+    let week = [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]];
+    Calendar::new(Berlin, week, &[])
+}
+
+/// `dur` of office time after `t`.
+fn add_business(office: &Calendar, t: i64, dur: i64) -> i64 {
+    office.add(t, dur).unwrap_or(RANGE_END)
 }
 
 /// Berlin wall-clock time of `utc_ms`, as ms since the local epoch.
@@ -533,32 +513,9 @@ fn weekday(local_ms: i64) -> i64 {
     (local_ms.div_euclid(DAY) + 3).rem_euclid(7)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.sssZ`, filled digit by digit because `write!` dominated the profile
-/// (RFC 3339 only covers years 0000–9999).
-fn write_rfc3339(s: &mut String, ms: i64) {
-    let d = DateTime::from_timestamp_millis(ms).expect("timestamp within chrono's range");
-    let tod = ms.rem_euclid(DAY) as u64;
-    let time = tod / HOUR as u64 * 10_000_000 + tod % HOUR as u64 / MIN as u64 * 100_000;
-    let date = d.year() as u64 * 10_000 + d.month() as u64 * 100 + d.day() as u64;
-    let mut v = date * 1_000_000_000 + time + tod % MIN as u64;
-    let mut buf = *b"0000-00-00T00:00:00.000Z";
-    for k in (0..23)
-        .rev()
-        .filter(|&k| !matches!(k, 4 | 7 | 10 | 13 | 16 | 19))
-    {
-        buf[k] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    s.push_str(std::str::from_utf8(&buf).expect("ASCII"));
-}
-
 fn write_tags(s: &mut String, tags: u8) {
     s.push_str(",\"tags\":[");
-    for (k, tag) in TAGS
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| tags & (1 << k) != 0)
-    {
+    for (k, tag) in TAGS.iter().enumerate().filter(|(k, _)| tags & (1 << k) != 0) {
         let sep = if tags & ((1 << k) - 1) != 0 { "," } else { "" };
         let _ = write!(s, "{sep}\"{tag}\"");
     }
@@ -686,14 +643,5 @@ mod tests {
         within(complaints, 0.07..0.13, "complaint share");
         within(pending, 0.18..0.32, "pending share");
         assert!(notes > 0 && outbound > 0);
-    }
-
-    #[test]
-    fn business_time_skips_nights_and_weekends() {
-        let fri_17 = 1_717_772_400_000; // Friday 2024-06-07 17:00 Berlin (CEST)
-        assert_eq!(add_business(fri_17, 2 * HOUR), fri_17 + 3 * DAY - 8 * HOUR);
-        assert_eq!(add_business(fri_17, 30 * MIN), fri_17 + 30 * MIN);
-        // Across the spring DST switch: Fri 2024-03-29 17:00 CET -> Mon 09:00 CEST.
-        assert_eq!(add_business(1_711_728_000_000, 2 * HOUR), 1_711_954_800_000);
     }
 }

@@ -25,11 +25,7 @@ pub fn parse_rfc3339(s: &str) -> Option<Instant> {
     let year = digits(&b[0..4])?;
     let month = digits(&b[5..7])?;
     let day = digits(&b[8..10])?;
-    let (hour, minute, second) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
+    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
@@ -114,12 +110,7 @@ pub fn format_into(t: Instant, buf: &mut [u8; 24]) -> &str {
 /// Parses `90s`, `15m`, `4h`, `1h30m`, `2d`: units `d`, `h`, `m`, `s`, each at most once and
 /// in that order; `d` is 24 hours. Returns milliseconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    const UNITS: [(u8, i64); 4] = [
-        (b'd', 86_400_000),
-        (b'h', 3_600_000),
-        (b'm', 60_000),
-        (b's', 1000),
-    ];
+    const UNITS: [(u8, i64); 4] = [(b'd', 86_400_000), (b'h', 3_600_000), (b'm', 60_000), (b's', 1000)];
     let b = s.as_bytes();
     let (mut i, mut next_unit, mut total) = (0, 0, 0i64);
     if b.is_empty() {
@@ -230,10 +221,7 @@ mod tests {
     #[test]
     fn formats_with_milliseconds() {
         assert_eq!(Rfc3339(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            Rfc3339(4_102_444_799_999).to_string(),
-            "2099-12-31T23:59:59.999Z"
-        );
+        assert_eq!(Rfc3339(4_102_444_799_999).to_string(), "2099-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -30,11 +30,7 @@ fn date(s: &str) -> NaiveDate {
 
 /// Midnight UTC of a date, in ms.
 fn utc_midnight(d: &str) -> i64 {
-    date(d)
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc()
-        .timestamp_millis()
+    date(d).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
 }
 
 impl Fixture {
@@ -42,11 +38,7 @@ impl Fixture {
         let office = vec![(hm(9, 0), hm(12, 30)), (hm(13, 30), hm(17, 0))];
         let week = [
             // Monday's first hour continues Sunday's late window across midnight.
-            vec![
-                (0, hm(1, 0)),
-                (hm(9, 0), hm(12, 30)),
-                (hm(13, 30), hm(17, 0)),
-            ],
+            vec![(0, hm(1, 0)), (hm(9, 0), hm(12, 30)), (hm(13, 30), hm(17, 0))],
             office.clone(),
             office.clone(),
             office.clone(),
@@ -56,15 +48,9 @@ impl Fixture {
         ];
         // Includes a Berlin (2027-03-28) and a New York (2027-11-07) DST Sunday, and the
         // Saturday before Berlin's 2026 autumn change.
-        let holidays = [
-            "2026-10-24",
-            "2026-12-25",
-            "2027-01-01",
-            "2027-03-28",
-            "2027-11-07",
-        ]
-        .map(date)
-        .to_vec();
+        let holidays = ["2026-10-24", "2026-12-25", "2027-01-01", "2027-03-28", "2027-11-07"]
+            .map(date)
+            .to_vec();
         let cal = Calendar::new(tz, week.clone(), &holidays);
         Fixture {
             tz,
@@ -75,9 +61,7 @@ impl Fixture {
     }
 
     fn reference_is_business(&self, t: i64) -> bool {
-        let local = DateTime::from_timestamp_millis(t)
-            .unwrap()
-            .with_timezone(&self.tz);
+        let local = DateTime::from_timestamp_millis(t).unwrap().with_timezone(&self.tz);
         let day = local.date_naive();
         let ms = local.num_seconds_from_midnight() * 1000 + local.timestamp_subsec_millis();
         !self.holidays.contains(&day)
@@ -147,8 +131,7 @@ fn minute() -> impl Strategy<Value = i64> {
         3 => prop::sample::select(&DST_DAYS[..]),
         1 => prop::sample::select(&ORDINARY_DAYS[..]),
     ];
-    (day, -2 * 1440..2 * 1440i64)
-        .prop_map(|(d, m)| (utc_midnight(d) + m * MIN).clamp(RANGE_START, RANGE_END - MIN))
+    (day, -2 * 1440..2 * 1440i64).prop_map(|(d, m)| (utc_midnight(d) + m * MIN).clamp(RANGE_START, RANGE_END - MIN))
 }
 
 proptest! {
@@ -229,12 +212,7 @@ fn is_business_matches_reference_every_minute_around_dst_changes() {
         for day in DST_DAYS {
             let mid = utc_midnight(day);
             for t in (mid - DAY..mid + 2 * DAY).step_by(MIN as usize) {
-                assert_eq!(
-                    f.cal.is_business(t),
-                    f.reference_is_business(t),
-                    "{} at {t}",
-                    f.tz
-                );
+                assert_eq!(f.cal.is_business(t), f.reference_is_business(t), "{} at {t}", f.tz);
             }
         }
     }

@@ -221,18 +221,12 @@ impl<P> Engine<P> {
     /// held as an orphan (called only then).
     pub fn handle(&mut self, ev: Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
         self.max_seen = self.max_seen.max(ev.occurred_at);
-        self.advance(
-            ev.occurred_at
-                .saturating_sub(self.rules.engine.allowed_lateness),
-            out,
-        );
+        self.advance(ev.occurred_at.saturating_sub(self.rules.engine.allowed_lateness), out);
         let outcome = match self.tickets.find(&ev.ticket_id) {
             Some(slot) => self.apply_known(slot, ev, out),
             None => match &ev.body {
                 Body::Created(_) => self.create(ev, out),
-                _ => self
-                    .orphans
-                    .hold(ev, hold(), self.frontier, &self.rules.engine),
+                _ => self.orphans.hold(ev, hold(), self.frontier, &self.rules.engine),
             },
         };
         self.count(&outcome);
@@ -303,23 +297,17 @@ impl<P> Engine<P> {
             kind: c.kind,
             group: self.intern_group(c.group.as_deref())?,
             tier: self.intern_tier(c.customer_tier.as_deref())?,
-            tags: self
-                .rules
-                .tag_mask(c.tags.iter().map(CompactString::as_str)),
+            tags: self.rules.tag_mask(c.tags.iter().map(CompactString::as_str)),
         })
     }
 
     fn intern_group(&mut self, g: Option<&str>) -> Result<u32, Rejection> {
-        g.map_or(Ok(0), |g| {
-            self.groups.intern(g).ok_or_else(|| too_many("groups"))
-        })
+        g.map_or(Ok(0), |g| self.groups.intern(g).ok_or_else(|| too_many("groups")))
     }
 
     fn intern_tier(&mut self, t: Option<&str>) -> Result<u32, Rejection> {
         t.map_or(Ok(0), |t| {
-            self.tiers
-                .intern(t)
-                .ok_or_else(|| too_many("customer tiers"))
+            self.tiers.intern(t).ok_or_else(|| too_many("customer tiers"))
         })
     }
 
@@ -390,13 +378,7 @@ impl<P> Engine<P> {
 
     /// Applies attribute changes and re-evaluates the running cycles against the policy
     /// chosen again (SPEC §4).
-    fn update(
-        &mut self,
-        slot: u32,
-        u: &Update,
-        now: Instant,
-        out: &mut Outbox<P>,
-    ) -> Result<(), Rejection> {
+    fn update(&mut self, slot: u32, u: &Update, now: Instant, out: &mut Outbox<P>) -> Result<(), Rejection> {
         let mut a = self.tickets.get(slot).attrs();
         a.priority = u.priority.unwrap_or(a.priority);
         a.channel = u.channel.unwrap_or(a.channel);
@@ -454,14 +436,7 @@ impl<P> Engine<P> {
         }
     }
 
-    fn set_status(
-        &mut self,
-        slot: u32,
-        status: Status,
-        at: Instant,
-        late: bool,
-        out: &mut Outbox<P>,
-    ) {
+    fn set_status(&mut self, slot: u32, status: Status, at: Instant, late: bool, out: &mut Outbox<P>) {
         let t = self.tickets.get(slot);
         let old = t.status;
         if status == old {
@@ -496,15 +471,7 @@ impl<P> Engine<P> {
 
     /// Ends the running cycle in `which` at `at` (no earlier than its start): fulfils the
     /// resolution and any cycle an event answers, cancels response cycles on solve.
-    fn end_cycle(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        end: End,
-        at: Instant,
-        late: bool,
-        out: &mut Outbox<P>,
-    ) {
+    fn end_cycle(&mut self, slot: u32, which: Slot, end: End, at: Instant, late: bool, out: &mut Outbox<P>) {
         let c = *self.tickets.get(slot).cycle(which);
         if !c.running() {
             return;
@@ -530,46 +497,18 @@ impl<P> Engine<P> {
             Outcome::Met
         };
         if outcome == Outcome::Breached && late {
-            let deadline = self.instant_of(
-                slot,
-                which,
-                &self.rules.policies[policy],
-                target,
-                Alert::Breach,
-            );
+            let deadline = self.instant_of(slot, which, &self.rules.policies[policy], target, Alert::Breach);
             if deadline.is_some_and(|d| end_at <= d) {
                 self.tickets.get_mut(slot).cycle_mut(which).flags |= Cycle::RETRACTED;
-                self.emit(
-                    slot,
-                    which,
-                    SlaKind::BreachRetracted,
-                    end_at,
-                    Detail::None,
-                    out,
-                );
+                self.emit(slot, which, SlaKind::BreachRetracted, end_at, Detail::None, out);
                 outcome = Outcome::Met;
             }
         }
-        self.emit(
-            slot,
-            which,
-            SlaKind::Fulfilled,
-            end_at,
-            Detail::Outcome(outcome),
-            out,
-        );
+        self.emit(slot, which, SlaKind::Fulfilled, end_at, Detail::Outcome(outcome), out);
     }
 
     /// Emits the alerts of a cycle that fall due before `end`, the instant it ends.
-    fn flush_before(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        policy: usize,
-        target: i64,
-        end: Instant,
-        out: &mut Outbox<P>,
-    ) {
+    fn flush_before(&mut self, slot: u32, which: Slot, policy: usize, target: i64, end: Instant, out: &mut Outbox<P>) {
         let rules = self.rules.clone();
         let policy = &rules.policies[policy];
         while let Some(alert) = next_alert(policy, self.tickets.get(slot).cycle(which)) {
@@ -587,10 +526,7 @@ impl<P> Engine<P> {
     fn target(&self, slot: u32, which: Slot) -> Option<(usize, i64)> {
         let t = self.tickets.get(slot);
         let p = t.policy()?;
-        Some((
-            p,
-            self.rules.policies[p].target(t.clock(which), t.priority)?,
-        ))
+        Some((p, self.rules.policies[p].target(t.clock(which), t.priority)?))
     }
 
     fn timeline(t: &Ticket, which: Slot) -> Timeline<'_> {
@@ -608,14 +544,7 @@ impl<P> Engine<P> {
         }
     }
 
-    fn instant_of(
-        &self,
-        slot: u32,
-        which: Slot,
-        policy: &Policy,
-        target: i64,
-        alert: Alert,
-    ) -> Option<Instant> {
+    fn instant_of(&self, slot: u32, which: Slot, policy: &Policy, target: i64, alert: Alert) -> Option<Instant> {
         let t = self.tickets.get(slot);
         let cal = &self.rules.calendars[policy.calendar].calendar;
         Self::timeline(t, which).instant_at(cal, alert.threshold(policy, target))
@@ -646,10 +575,7 @@ impl<P> Engine<P> {
             }
         }
         if matches!(t.status, Status::Solved | Status::Closed) {
-            due = due.min(
-                t.applied_at
-                    .saturating_add(self.rules.engine.ticket_retention),
-            );
+            due = due.min(t.applied_at.saturating_add(self.rules.engine.ticket_retention));
         }
         due
     }
@@ -701,9 +627,7 @@ impl<P> Engine<P> {
         }
         let t = self.tickets.get(slot);
         let expired = matches!(t.status, Status::Solved | Status::Closed)
-            && t.applied_at
-                .saturating_add(self.rules.engine.ticket_retention)
-                <= at;
+            && t.applied_at.saturating_add(self.rules.engine.ticket_retention) <= at;
         if expired {
             self.tickets.remove(slot);
             self.stats.evicted += 1;
@@ -712,14 +636,7 @@ impl<P> Engine<P> {
         }
     }
 
-    fn emit_alert(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        alert: Alert,
-        at: Instant,
-        out: &mut Outbox<P>,
-    ) {
+    fn emit_alert(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
         let (kind, detail) = match alert {
             Alert::Warning(w) => (SlaKind::Warning, Detail::Fraction(w.fraction)),
             Alert::Breach => (SlaKind::Breached, Detail::None),
@@ -729,15 +646,7 @@ impl<P> Engine<P> {
     }
 
     /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target).
-    fn emit(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        kind: SlaKind,
-        at: Instant,
-        detail: Detail,
-        out: &mut Outbox<P>,
-    ) {
+    fn emit(&mut self, slot: u32, which: Slot, kind: SlaKind, at: Instant, detail: Detail, out: &mut Outbox<P>) {
         let Some((p, target)) = self.target(slot, which) else {
             return;
         };

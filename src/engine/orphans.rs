@@ -39,13 +39,7 @@ impl<P> Orphans<P> {
         self.count
     }
 
-    pub fn hold(
-        &mut self,
-        ev: Event,
-        payload: P,
-        frontier: Instant,
-        settings: &EngineSettings,
-    ) -> Applied {
+    pub fn hold(&mut self, ev: Event, payload: P, frontier: Instant, settings: &EngineSettings) -> Applied {
         if self.count >= settings.max_orphans {
             return Applied::Rejected(Rejection::new(
                 Reason::UnknownTicket,
@@ -58,11 +52,8 @@ impl<P> Orphans<P> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.count += 1;
-        self.queue.push_back((
-            frontier.saturating_add(settings.orphan_hold),
-            seq,
-            ev.ticket_id.clone(),
-        ));
+        self.queue
+            .push_back((frontier.saturating_add(settings.orphan_hold), seq, ev.ticket_id.clone()));
         self.held
             .entry(ev.ticket_id.clone())
             .or_default()
@@ -82,11 +73,7 @@ impl<P> Orphans<P> {
     /// Removes and returns the events whose hold the frontier has passed.
     pub fn expire(&mut self, frontier: Instant) -> Vec<(P, CompactString)> {
         let mut out = Vec::new();
-        while self
-            .queue
-            .front()
-            .is_some_and(|&(expiry, ..)| expiry < frontier)
-        {
+        while self.queue.front().is_some_and(|&(expiry, ..)| expiry < frontier) {
             let (_, seq, id) = self.queue.pop_front().expect("checked non-empty");
             out.extend(self.take(seq, id));
         }

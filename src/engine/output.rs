@@ -103,18 +103,13 @@ impl SlaEvent {
             Detail::Level(l) => format!(":{l}"),
             Detail::None | Detail::Outcome(_) => String::new(),
         };
-        format!(
-            "{kind}:{}:{}{extra}:{}",
-            self.clock, self.cycle, self.ticket_id
-        )
+        format!("{kind}:{}:{}{extra}:{}", self.clock, self.cycle, self.ticket_id)
     }
 
     /// Appends the event as one line of JSON (with the newline).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let mut ts = [0u8; 24];
-        let string = |out: &mut Vec<u8>, s: &str| {
-            serde_json::to_writer(&mut *out, s).expect("writing to a Vec")
-        };
+        let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).expect("writing to a Vec");
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(self.kind.as_str().as_bytes());
         out.extend_from_slice(b"\",\"id\":");

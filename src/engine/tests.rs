@@ -67,19 +67,11 @@ impl Harness {
             r#""priority":"{priority}","channel":"email"{}{extra}"#,
             if extra.is_empty() { "" } else { "," }
         );
-        assert_eq!(
-            self.send("ticket.created", ticket, time, &extra),
-            Applied::Applied
-        );
+        assert_eq!(self.send("ticket.created", ticket, time, &extra), Applied::Applied);
     }
 
     fn reply(&mut self, ticket: &str, time: &str, author: &str) {
-        self.send(
-            "reply.sent",
-            ticket,
-            time,
-            &format!(r#""author":"{author}""#),
-        );
+        self.send("reply.sent", ticket, time, &format!(r#""author":"{author}""#));
     }
 
     fn status(&mut self, ticket: &str, time: &str, status: &str) {
@@ -92,10 +84,8 @@ impl Harness {
     }
 
     fn finish(&mut self, until: Option<&str>) {
-        self.engine.finish(
-            until.map(|t| parse_rfc3339(&instant(t)).unwrap()),
-            &mut self.out,
-        );
+        self.engine
+            .finish(until.map(|t| parse_rfc3339(&instant(t)).unwrap()), &mut self.out);
     }
 
     /// SLA events emitted since the last call, one short line each.
@@ -196,10 +186,7 @@ fn customer_reply_before_any_agent_reply_starts_no_next_response() {
     h.reply("T1", "09:20", "agent");
     h.finish(Some("2026-11-25T09:00:00Z"));
     let out = h.take();
-    assert_eq!(
-        out[0],
-        "T1 first_response#1 fulfilled @09:20 elapsed=20m met"
-    );
+    assert_eq!(out[0], "T1 first_response#1 fulfilled @09:20 elapsed=20m met");
     assert!(out.iter().all(|l| !l.contains("next_response")), "{out:?}");
 }
 
@@ -207,19 +194,9 @@ fn customer_reply_before_any_agent_reply_starts_no_next_response() {
 fn non_public_replies_start_and_fulfil_nothing() {
     let mut h = Harness::new(PLAIN);
     h.create("T1", "09:00", "high", "");
-    h.send(
-        "reply.sent",
-        "T1",
-        "09:10",
-        r#""author":"agent","public":false"#,
-    );
+    h.send("reply.sent", "T1", "09:10", r#""author":"agent","public":false"#);
     h.reply("T1", "09:20", "agent");
-    h.send(
-        "reply.sent",
-        "T1",
-        "09:30",
-        r#""author":"customer","public":false"#,
-    );
+    h.send("reply.sent", "T1", "09:30", r#""author":"customer","public":false"#);
     h.finish(Some("12:00"));
     assert_eq!(
         h.take(),
@@ -234,18 +211,8 @@ fn resolution_is_fulfilled_by_solved_closed_or_complaint_resolved() {
         h.create(t, "09:00", "high", r#""opened_by":"agent""#);
         h.status(t, "10:00", how);
     }
-    h.create(
-        "C",
-        "09:00",
-        "high",
-        r#""opened_by":"agent","kind":"complaint""#,
-    );
-    h.send(
-        "complaint.resolved",
-        "C",
-        "11:00",
-        r#""resolution":"refund""#,
-    );
+    h.create("C", "09:00", "high", r#""opened_by":"agent","kind":"complaint""#);
+    h.send("complaint.resolved", "C", "11:00", r#""resolution":"refund""#);
     assert_eq!(
         h.take(),
         lines(&[
@@ -280,10 +247,7 @@ fn pause_statuses_pause_the_resolution_clock() {
     h.status("T1", "13:00", "on_hold");
     h.status("T1", "14:00", "open");
     h.status("T1", "15:00", "solved");
-    assert_eq!(
-        h.take(),
-        lines(&["T1 resolution#1 fulfilled @15 elapsed=180m met"])
-    );
+    assert_eq!(h.take(), lines(&["T1 resolution#1 fulfilled @15 elapsed=180m met"]));
 }
 
 #[test]
@@ -304,10 +268,7 @@ fn pause_moves_alerts_that_lie_after_it() {
     h.status("T1", "10:00", "pending");
     h.status("T1", "10:30", "open");
     h.finish(Some("12:00"));
-    assert_eq!(
-        h.take(),
-        lines(&["T1 resolution#1 breached @11:30 elapsed=120m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 resolution#1 breached @11:30 elapsed=120m"]));
 }
 
 #[test]
@@ -323,12 +284,7 @@ fn paused_cycle_reports_no_deadline_before_reaching_target() {
     h.create("T1", "09:00", "urgent", "");
     h.status("T1", "09:10", "pending");
     h.status("T1", "10:00", "solved");
-    let ev = h
-        .out
-        .sla
-        .iter()
-        .find(|e| e.clock == Clock::Resolution)
-        .unwrap();
+    let ev = h.out.sla.iter().find(|e| e.clock == Clock::Resolution).unwrap();
     assert_eq!((ev.deadline, ev.elapsed_ms), (None, 600_000));
 }
 
@@ -339,10 +295,7 @@ fn resume_from_pause_is_not_a_reopen() {
     h.status("T1", "09:30", "pending");
     h.status("T1", "10:00", "new");
     h.status("T1", "10:30", "solved");
-    assert_eq!(
-        h.take(),
-        lines(&["T1 resolution#1 fulfilled @10:30 elapsed=60m met"])
-    );
+    assert_eq!(h.take(), lines(&["T1 resolution#1 fulfilled @10:30 elapsed=60m met"]));
 }
 
 #[test]
@@ -527,10 +480,7 @@ fn priority_raise_breaches_retroactively() {
     let mut h = Harness::new(PLAIN);
     h.create("T1", "09:00", "normal", "");
     h.send("ticket.updated", "T1", "09:50", r#""priority":"urgent""#);
-    assert_eq!(
-        h.take(),
-        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
 }
 
 #[test]
@@ -549,10 +499,7 @@ fn recomputed_warnings_below_the_frontier_are_skipped() {
     h.send("ticket.updated", "T1", "09:50", r#""priority":"urgent""#);
     h.finish(Some("12:00"));
     // The 09:15 warning and the 09:40 escalation lie below the frontier: skipped.
-    assert_eq!(
-        h.take(),
-        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
 }
 
 #[test]
@@ -618,10 +565,7 @@ fn calendar_change_recomputes_the_deadline() {
     let mut h = Harness::new(config);
     h.create("T1", "09:00", "high", "");
     h.send("ticket.updated", "T1", "12:00", r#""customer_tier":"gold""#);
-    assert_eq!(
-        h.take(),
-        lines(&["T1 first_response#1 breached @11 elapsed=120m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @11 elapsed=120m"]));
     assert_eq!(h.engine.ticket("T1").unwrap().policy(), Some(0));
 }
 
@@ -646,10 +590,7 @@ fn pause_statuses_change_applies_from_the_change_on() {
     // Paused 10:00–11:00; the new policy does not pause, so time counts again from 11:00.
     h.send("ticket.updated", "T1", "11:00", r#""group":"b""#);
     h.status("T1", "12:00", "solved");
-    assert_eq!(
-        h.take(),
-        lines(&["T1 resolution#1 fulfilled @12 elapsed=120m met"])
-    );
+    assert_eq!(h.take(), lines(&["T1 resolution#1 fulfilled @12 elapsed=120m met"]));
 }
 
 // ---- §6 frontier ------------------------------------------------------------------------
@@ -659,15 +600,9 @@ fn alert_is_emitted_only_once_the_frontier_passes_its_instant() {
     let mut h = Harness::new(PLAIN);
     h.create("T1", "09:00", "urgent", "");
     h.create("T2", "09:30", "high", "");
-    assert!(
-        h.take().is_empty(),
-        "F = 09:30 is not past the 09:30 deadline"
-    );
+    assert!(h.take().is_empty(), "F = 09:30 is not past the 09:30 deadline");
     h.create("T3", "09:30:00.001", "high", "");
-    assert_eq!(
-        h.take(),
-        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
 }
 
 #[test]
@@ -709,10 +644,7 @@ fn allowed_lateness_holds_the_frontier_back() {
     h.create("T2", "09:35", "high", "");
     assert!(h.take().is_empty(), "F = 09:25");
     h.create("T3", "09:40:01", "high", "");
-    assert_eq!(
-        h.take(),
-        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
 }
 
 #[test]
@@ -755,10 +687,7 @@ fn late_event_that_fulfils_nothing_applies_at_the_tickets_latest_time() {
     h.status("T1", "09:30", "pending");
     h.status("T1", "11:00", "open");
     h.status("T1", "11:30", "solved");
-    assert_eq!(
-        h.take(),
-        lines(&["T1 resolution#1 fulfilled @11:30 elapsed=90m met"])
-    );
+    assert_eq!(h.take(), lines(&["T1 resolution#1 fulfilled @11:30 elapsed=90m met"]));
 }
 
 #[test]
@@ -782,15 +711,9 @@ fn replay_end_moves_the_frontier_to_until_or_the_last_event() {
     h.create("T1", "09:00", "urgent", "");
     h.create("T2", "09:31", "urgent", "");
     h.finish(None);
-    assert_eq!(
-        h.take(),
-        lines(&["T1 first_response#1 breached @09:30 elapsed=30m"])
-    );
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
     h.finish(Some("10:02"));
-    assert_eq!(
-        h.take(),
-        lines(&["T2 first_response#1 breached @10:01 elapsed=30m"])
-    );
+    assert_eq!(h.take(), lines(&["T2 first_response#1 breached @10:01 elapsed=30m"]));
 }
 
 // ---- §2 input ---------------------------------------------------------------------------
@@ -801,10 +724,7 @@ fn repeated_event_id_on_a_ticket_is_a_duplicate() {
     h.create("T1", "09:00", "high", r#""event_id":"e1""#);
     let reply = r#""author":"customer","event_id":"e2""#;
     assert_eq!(h.send("reply.sent", "T1", "09:05", reply), Applied::Applied);
-    assert_eq!(
-        h.send("reply.sent", "T1", "09:05", reply),
-        Applied::Duplicate
-    );
+    assert_eq!(h.send("reply.sent", "T1", "09:05", reply), Applied::Duplicate);
     assert_eq!(
         h.send(
             "ticket.created",
@@ -862,10 +782,7 @@ fn orphans_still_held_at_end_of_input_are_dead_lettered() {
 fn orphan_buffer_is_bounded() {
     let config = format!("[engine]\nmax_orphans = 1\n{PLAIN}");
     let mut h = Harness::new(&config);
-    assert_eq!(
-        h.send("reply.sent", "A", "09:00", r#""author":"agent""#),
-        Applied::Held
-    );
+    assert_eq!(h.send("reply.sent", "A", "09:00", r#""author":"agent""#), Applied::Held);
     assert!(
         matches!(h.send("reply.sent", "B", "09:00", r#""author":"agent""#), Applied::Rejected(r) if r.reason == Reason::UnknownTicket)
     );
@@ -875,12 +792,7 @@ fn orphan_buffer_is_bounded() {
 fn second_ticket_created_is_duplicate_ticket() {
     let mut h = Harness::new(PLAIN);
     h.create("T1", "09:00", "high", "");
-    let again = h.send(
-        "ticket.created",
-        "T1",
-        "09:05",
-        r#""priority":"high","channel":"chat""#,
-    );
+    let again = h.send("ticket.created", "T1", "09:05", r#""priority":"high","channel":"chat""#);
     assert!(matches!(again, Applied::Rejected(r) if r.reason == Reason::DuplicateTicket));
 }
 
@@ -889,12 +801,7 @@ fn ticket_limit_rejects_with_capacity() {
     let config = format!("[engine]\nmax_tickets = 1\n{PLAIN}");
     let mut h = Harness::new(&config);
     h.create("T1", "09:00", "high", "");
-    let more = h.send(
-        "ticket.created",
-        "T2",
-        "09:05",
-        r#""priority":"high","channel":"chat""#,
-    );
+    let more = h.send("ticket.created", "T2", "09:05", r#""priority":"high","channel":"chat""#);
     assert!(matches!(more, Applied::Rejected(r) if r.reason == Reason::Capacity));
 }
 

@@ -215,9 +215,7 @@ impl Tickets {
     }
 
     pub fn find(&self, id: &str) -> Option<u32> {
-        self.by_id
-            .find(hash(id), |&s| self.slab[s as usize].id == id)
-            .copied()
+        self.by_id.find(hash(id), |&s| self.slab[s as usize].id == id).copied()
     }
 
     pub fn insert(&mut self, ticket: Ticket) -> u32 {
@@ -233,8 +231,7 @@ impl Tickets {
             }
         };
         let slab = &self.slab;
-        self.by_id
-            .insert_unique(h, slot, |&s| hash(&slab[s as usize].id));
+        self.by_id.insert_unique(h, slot, |&s| hash(&slab[s as usize].id));
         slot
     }
 
@@ -272,11 +269,7 @@ mod tests {
 
     #[test]
     fn ticket_record_stays_compact() {
-        assert!(
-            size_of::<Ticket>() <= 136,
-            "Ticket is {} bytes",
-            size_of::<Ticket>()
-        );
+        assert!(size_of::<Ticket>() <= 136, "Ticket is {} bytes", size_of::<Ticket>());
     }
 
     #[test]
@@ -314,10 +307,7 @@ mod tests {
         tickets.remove(a);
         assert_eq!(tickets.find("a"), None);
         let c = tickets.insert(Ticket::new("c".into(), 0, attrs, Status::New));
-        assert_eq!(
-            (c, tickets.find("c"), tickets.find("b")),
-            (a, Some(a), Some(b))
-        );
+        assert_eq!((c, tickets.find("c"), tickets.find("b")), (a, Some(a), Some(b)));
         assert_eq!(tickets.len(), 2);
     }
 }

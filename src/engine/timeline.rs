@@ -102,9 +102,7 @@ impl Alert {
 pub fn schedule(policy: &Policy) -> impl Iterator<Item = Alert> + '_ {
     let warnings = policy.warnings.iter().map(|&w| Alert::Warning(w));
     let escalations = (1..=policy.escalate.len() as u8).map(Alert::Escalation);
-    warnings
-        .chain(std::iter::once(Alert::Breach))
-        .chain(escalations)
+    warnings.chain(std::iter::once(Alert::Breach)).chain(escalations)
 }
 
 /// The first alert of the schedule that is not done yet.

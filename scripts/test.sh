@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite: what `.ci/run` runs and what the README tells users to run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked --bins
+cargo test --release --locked

@@ -1,0 +1,219 @@
+//! Black-box tests of the `slawatch` binary: `replay` and `check-config` as SPEC §8 says.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn slawatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_slawatch"))
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A fresh scratch directory per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slawatch-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const CONFIG: &str = r#"
+[[policy]]
+name = "std"
+[policy.targets.first_response]
+urgent = "30m"
+"#;
+
+const EVENTS: &str = concat!(
+    r#"{"type":"ticket.created","ticket_id":"T1","occurred_at":"2026-11-24T09:00:00Z","priority":"urgent","channel":"chat"}"#,
+    "\n\n",
+    "{oops\n",
+    r#"{"type":"reply.sent","ticket_id":"T2","occurred_at":"2026-11-24T09:01:00+01:00","author":"agent"}"#,
+    "\r\n",
+    r#"{"type":"ticket.created","ticket_id":"T3","occurred_at":"2026-11-24T09:10:00Z","priority":"urgent","channel":"chat"}"#,
+    "\n"
+);
+
+#[test]
+fn replay_reads_stdin_writes_stdout_and_summarises_on_stderr() {
+    let dir = scratch("stdio");
+    std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
+    let out = run_with_stdin(slawatch().args(["replay", "--config"]).arg(dir.join("c.toml")), EVENTS);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "no alert is due yet at F = 09:10");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("5 lines") && stderr.contains("2 dead letters"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn replay_until_emits_alerts_due_by_then_and_dead_letters_keep_the_line() {
+    let dir = scratch("until");
+    std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
+    std::fs::write(dir.join("in.ndjson"), EVENTS).unwrap();
+    let out = slawatch()
+        .args(["replay", "--until", "2026-11-24T10:00:00Z", "--config"])
+        .arg(dir.join("c.toml"))
+        .arg("--input")
+        .arg(dir.join("in.ndjson"))
+        .arg("--output")
+        .arg(dir.join("out.ndjson"))
+        .arg("--dead-letter")
+        .arg(dir.join("dead.ndjson"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sla = std::fs::read_to_string(dir.join("out.ndjson")).unwrap();
+    let kinds: Vec<String> = sla
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| format!("{} {}", v["type"].as_str().unwrap(), v["ticket_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, ["sla.breached T1", "sla.breached T3"]);
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("dead.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(
+        (dead[0]["reason"].as_str(), dead[0]["source"]["line"].as_u64()),
+        (Some("invalid_json"), Some(3))
+    );
+    assert_eq!(dead[0]["raw"], "{oops");
+    assert_eq!(
+        (dead[1]["reason"].as_str(), dead[1]["source"]["line"].as_u64()),
+        (Some("unknown_ticket"), Some(4))
+    );
+}
+
+#[test]
+fn replay_output_is_byte_identical_across_runs() {
+    let dir = scratch("identical");
+    let run = |name: &str| {
+        let out = slawatch()
+            .args(["replay", "--config"])
+            .arg(repo("config/example.toml"))
+            .arg("--input")
+            .arg(repo("examples/events.ndjson"))
+            .arg("--output")
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::read(dir.join(name)).unwrap()
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert!(!a.is_empty());
+    assert!(a == b, "two replays differ");
+}
+
+#[test]
+fn replay_with_invalid_config_exits_2_naming_the_key() {
+    let dir = scratch("badconfig");
+    std::fs::write(
+        dir.join("c.toml"),
+        "[[policy]]\nname = \"p\"\n[policy.targets.resolution]\nurgent = \"4x\"\n",
+    )
+    .unwrap();
+    let out = run_with_stdin(slawatch().args(["replay", "--config"]).arg(dir.join("c.toml")), "");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("policy[0].targets.resolution.urgent: invalid duration \"4x\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn replay_io_failure_exits_1() {
+    let out = slawatch()
+        .args(["replay", "--config"])
+        .arg(repo("config/example.toml"))
+        .args(["--input", "/nonexistent/events.ndjson"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/events.ndjson"));
+}
+
+#[test]
+fn check_config_exits_0_on_the_example_and_2_on_problems() {
+    let ok = slawatch()
+        .args(["check-config", "--config"])
+        .arg(repo("config/example.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let dir = scratch("check");
+    std::fs::write(dir.join("c.toml"), "[engine]\nidle_grace = \"soon\"\nsurprise = 1\n").unwrap();
+    let bad = slawatch()
+        .args(["check-config", "--config"])
+        .arg(dir.join("c.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("surprise"));
+    let missing = slawatch()
+        .args(["check-config", "--config"])
+        .arg(dir.join("none.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = scratch("env");
+    std::fs::write(dir.join("c.toml"), "[engine]\nidle_grace = \"5s\"\n").unwrap();
+    let out = slawatch()
+        .args(["check-config", "--config"])
+        .arg(dir.join("c.toml"))
+        .env("SLAWATCH__ENGINE__IDLE_GRACE", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("engine.idle_grace"));
+}
+
+#[test]
+fn check_config_warns_but_accepts_days_in_business_calendars() {
+    let dir = scratch("warn");
+    let config = r#"
+[[calendar]]
+name = "office"
+timezone = "Europe/Berlin"
+[calendar.hours]
+mon = ["09:00-17:00"]
+[[policy]]
+name = "p"
+calendar = "office"
+[policy.targets.resolution]
+low = "2d"
+"#;
+    std::fs::write(dir.join("c.toml"), config).unwrap();
+    let out = slawatch()
+        .args(["check-config", "--config"])
+        .arg(dir.join("c.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy[0].targets.resolution.low"));
+}
