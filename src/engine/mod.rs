@@ -379,6 +379,13 @@ impl<P> Engine<P> {
     /// Applies attribute changes and re-evaluates the running cycles against the policy
     /// chosen again (SPEC §4).
     fn update(&mut self, slot: u32, u: &Update, now: Instant, out: &mut Outbox<P>) -> Result<(), Rejection> {
+        // Alerts due in the ticket's own time before the change fire under the old policy
+        // whatever the frontier, so the outcome never depends on other tickets' events.
+        for which in Slot::BOTH {
+            if let Some((policy, target)) = self.target(slot, which) {
+                self.flush_before(slot, which, policy, target, now, out);
+            }
+        }
         let mut a = self.tickets.get(slot).attrs();
         a.priority = u.priority.unwrap_or(a.priority);
         a.channel = u.channel.unwrap_or(a.channel);
@@ -418,6 +425,9 @@ impl<P> Engine<P> {
         let Some((policy, target)) = self.target(slot, which) else {
             return;
         };
+        if !self.tickets.get(slot).cycle(which).running() {
+            return;
+        }
         let policy = &rules.policies[policy];
         for alert in schedule(policy) {
             let t = self.tickets.get(slot);
@@ -507,8 +517,11 @@ impl<P> Engine<P> {
         self.emit(slot, which, SlaKind::Fulfilled, end_at, Detail::Outcome(outcome), out);
     }
 
-    /// Emits the alerts of a cycle that fall due before `end`, the instant it ends.
+    /// Emits the alerts of a running cycle that fall due before `end`.
     fn flush_before(&mut self, slot: u32, which: Slot, policy: usize, target: i64, end: Instant, out: &mut Outbox<P>) {
+        if !self.tickets.get(slot).cycle(which).running() {
+            return;
+        }
         let rules = self.rules.clone();
         let policy = &rules.policies[policy];
         while let Some(alert) = next_alert(policy, self.tickets.get(slot).cycle(which)) {

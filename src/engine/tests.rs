@@ -817,3 +817,14 @@ fn solved_tickets_are_forgotten_after_retention() {
     assert!(h.engine.ticket("T1").is_none());
     assert_eq!(h.engine.stats.evicted, 1);
 }
+
+#[test]
+fn with_lateness_a_priority_change_after_the_deadline_keeps_the_breach() {
+    let config = format!("[engine]\nallowed_lateness = \"1h\"\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    h.create("T1", "09:00", "urgent", "");
+    // F = 08:50 when the change applies: the 09:30 deadline had already passed in T1's time.
+    h.send("ticket.updated", "T1", "09:50", r#""priority":"normal""#);
+    h.finish(Some("10:00"));
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
+}
