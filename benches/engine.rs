@@ -1,1 +1,250 @@
-fn main() {}
+//! Engine and replay benchmarks; results go to docs/PERFORMANCE.md.
+//!
+//! `cargo bench --bench engine [-- memory|engine|replay]` (default: all three, memory first so
+//! its RSS reading is not blurred by the others). Sizes: `SLAWATCH_BENCH_TICKETS` (default
+//! 1,000,000 tickets, about 10 million events). Input is the built-in simulator's realistic
+//! traffic at a large desk's rate, measured against `config/example.toml` (business-hours
+//! calendars, warnings, escalations).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::borrow::Cow;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+use slawatch::engine::{Engine, Outbox, Ticket};
+use slawatch::event::{Body, Status, decode};
+use slawatch::policy::Rules;
+use slawatch::sim::{SimConfig, generate};
+
+/// Counts live heap bytes, so state size is measured exactly (requested bytes, without the
+/// allocator's own overhead, which the RSS figure includes).
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn rss_bytes() -> isize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<isize>().ok()).unwrap_or(0) * 4096
+}
+
+fn rules() -> Arc<Rules> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    slawatch::config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}")).rules
+}
+
+fn sim(tickets: u64) -> SimConfig {
+    SimConfig {
+        seed: 42,
+        tickets,
+        start_ms: 1_767_600_000_000, // 2026-01-05, a Monday
+        peak_per_hour: 5_000.0,
+        id_prefix: "T".into(),
+    }
+}
+
+fn main() {
+    let tickets: u64 = std::env::var("SLAWATCH_BENCH_TICKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let run = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
+    if run("memory") {
+        memory(tickets);
+    }
+    if run("engine") {
+        engine_only(tickets);
+    }
+    if run("replay") {
+        replay_end_to_end(tickets);
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Bytes per open ticket at `tickets` open tickets: the simulator's traffic with every event
+/// that would solve or close a ticket left out, so all tickets stay open in realistic states
+/// (replied, waiting, paused, reopened, escalated).
+fn memory(tickets: u64) {
+    let rules = rules();
+    let (live0, rss0) = (live(), rss_bytes());
+    let mut engine: Engine<()> = Engine::new(rules);
+    let mut out = Outbox::default();
+    let mut fed = 0u64;
+    for e in generate(&sim(tickets)) {
+        let ev = decode(e.json.as_bytes(), 65_536).expect("simulated events are valid");
+        if matches!(ev.body, Body::StatusChanged(Status::Solved | Status::Closed) | Body::ComplaintResolved) {
+            continue;
+        }
+        engine.handle(ev, || (), &mut out);
+        out.sla.clear();
+        fed += 1;
+    }
+    let (bytes, rss) = (live() - live0, rss_bytes() - rss0);
+    let open = engine.open_tickets() as f64;
+    println!("\n## memory: {} open tickets after {fed} events", engine.open_tickets());
+    println!("Ticket record: {} bytes", size_of::<Ticket>());
+    println!("engine state (counted heap bytes): {:.1} bytes/ticket", bytes as f64 / open);
+    println!("process RSS growth:                {:.1} bytes/ticket", rss as f64 / open);
+    drop(engine);
+
+    // The layout the engine does not use, for comparison: records in a DashMap keyed by id,
+    // plus the same deadline index.
+    let live1 = live();
+    let map: dashmap::DashMap<compact_str::CompactString, [u8; size_of::<Ticket>() - 24]> = dashmap::DashMap::new();
+    let mut index = std::collections::BTreeSet::new();
+    for i in 0..tickets {
+        map.insert(compact_str::format_compact!("T{i:06}"), [0; size_of::<Ticket>() - 24]);
+        index.insert((1_767_600_000_000i64 + (i as i64 * 7919) % 86_400_000, i as u32));
+    }
+    println!(
+        "alternative DashMap<id, record> + index: {:.1} bytes/ticket",
+        (live() - live1) as f64 / tickets as f64
+    );
+}
+
+/// Engine alone: events decoded beforehand, then applied on one core.
+fn engine_only(tickets: u64) {
+    let rules = rules();
+    let started = Instant::now();
+    let events: Vec<_> =
+        generate(&sim(tickets)).map(|e| decode(e.json.as_bytes(), 65_536).expect("valid")).collect();
+    println!("\n## engine only: {} events, {tickets} tickets (decoded in {:.1} s)", events.len(), started.elapsed().as_secs_f64());
+    let n = events.len();
+    let mut engine: Engine<()> = Engine::new(rules);
+    let mut out = Outbox::default();
+    let (mut sla, mut peak_open) = (0usize, 0usize);
+    let started = Instant::now();
+    for (i, ev) in events.into_iter().enumerate() {
+        engine.handle(ev, || (), &mut out);
+        sla += out.sla.len();
+        out.sla.clear();
+        if i % 65_536 == 0 {
+            peak_open = peak_open.max(engine.open_tickets());
+        }
+    }
+    engine.finish(None, &mut out);
+    let secs = started.elapsed().as_secs_f64();
+    println!("{:.2} M events/s ({n} events in {secs:.2} s, {sla} SLA events, peak ~{peak_open} tickets held)", n as f64 / secs / 1e6);
+}
+
+/// The same events as an NDJSON file: serde_json parsing alone versus `replay` end to end.
+fn replay_end_to_end(tickets: u64) {
+    let dir = std::env::temp_dir().join(format!("slawatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("events.ndjson");
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&input).unwrap());
+    let mut lines = 0u64;
+    for e in generate(&sim(tickets)) {
+        w.write_all(e.json.as_bytes()).unwrap();
+        w.write_all(b"\n").unwrap();
+        lines += 1;
+    }
+    w.flush().unwrap();
+    drop(w);
+    let size = std::fs::metadata(&input).unwrap().len();
+    println!("\n## replay: {lines} events, {:.0} MB of NDJSON", size as f64 / 1e6);
+    let mut parse_best = f64::MAX;
+    let mut replay_best = f64::MAX;
+    for _ in 0..2 {
+        parse_best = parse_best.min(serde_parse(&input, lines));
+        replay_best = replay_best.min(replay(&input, &dir.join("sla.ndjson")));
+    }
+    let (parse_rate, replay_rate) = (lines as f64 / parse_best, lines as f64 / replay_best);
+    println!("serde_json parse only: {:.2} M events/s ({parse_best:.2} s)", parse_rate / 1e6);
+    println!("replay end to end:     {:.2} M events/s ({replay_best:.2} s)", replay_rate / 1e6);
+    println!("ratio: {:.0}%", replay_rate / parse_rate * 100.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every field of every event type, as plain serde types.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct RawEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(borrow)]
+    ticket_id: Cow<'a, str>,
+    #[serde(borrow)]
+    occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    priority: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    opened_by: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    customer_tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tags: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    author: Option<Cow<'a, str>>,
+    public: Option<bool>,
+    #[serde(borrow)]
+    resolution: Option<Cow<'a, str>>,
+}
+
+fn serde_parse(input: &PathBuf, lines: u64) -> f64 {
+    let started = Instant::now();
+    let mut r = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(input).unwrap());
+    let (mut line, mut n) = (Vec::new(), 0u64);
+    while r.read_until(b'\n', &mut line).unwrap() > 0 {
+        let ev: RawEvent = serde_json::from_slice(&line).expect("valid");
+        n += std::hint::black_box(&ev).ticket_id.len() as u64 / 1_000_000 + 1;
+        line.clear();
+    }
+    assert_eq!(n, lines);
+    started.elapsed().as_secs_f64()
+}
+
+fn replay(input: &Path, output: &Path) -> f64 {
+    let opts = slawatch::replay::Options {
+        input: Some(input.to_path_buf()),
+        output: Some(output.to_path_buf()),
+        dead_letter: None,
+        until: None,
+        progress: false,
+    };
+    let started = Instant::now();
+    let summary = slawatch::replay::run(rules(), &opts).expect("replay");
+    let secs = started.elapsed().as_secs_f64();
+    println!("  {summary}");
+    secs
+}

@@ -7,13 +7,14 @@
 //! what it causes.
 //!
 //! Invariants:
-//! - every ticket with a pending alert (or a retention expiry) has exactly one entry
-//!   `(due, slot)` in `index`, and `Ticket::due` equals that key;
+//! - every ticket with a pending alert (or a retention expiry) has `Ticket::due` set and an
+//!   entry `(due, slot)` in `index`; entries that no longer match their ticket are stale;
 //! - after the due step of an event, no pending alert lies below the frontier except those of
 //!   cycles that the event itself starts late (they fire at the next due step);
 //! - a cycle's end first emits its alerts due before the end, so a fulfilment's outcome never
 //!   depends on how far the frontier happened to be (see docs/SEMANTICS.md).
 
+mod index;
 mod orphans;
 mod output;
 mod ticket;
@@ -23,14 +24,16 @@ pub use output::{Detail, Outcome, SlaEvent, SlaKind};
 pub use ticket::{Cycle, Slot, Ticket};
 pub use timeline::Timeline;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use compact_str::CompactString;
+use thin_vec::ThinVec;
 
 use crate::event::{Body, Created, Event, Reason, Rejection, Status, Update};
 use crate::policy::{Attrs, Policy, Rules};
 use crate::time::Instant;
+use index::DueIndex;
 use orphans::Orphans;
 use ticket::{NEVER, NO_POLICY, Tickets};
 use timeline::{Alert, next_alert, schedule};
@@ -128,7 +131,9 @@ pub struct Engine<P> {
     frontier: Instant,
     max_seen: Instant,
     tickets: Tickets,
-    index: BTreeSet<(Instant, u32)>,
+    index: DueIndex,
+    /// Tickets with a due instant (`Ticket::due != NEVER`): the live entries of `index`.
+    scheduled: usize,
     orphans: Orphans<P>,
     groups: Interner,
     tiers: Interner,
@@ -146,7 +151,8 @@ impl<P> Engine<P> {
             frontier: Instant::MIN,
             max_seen: Instant::MIN,
             tickets: Tickets::default(),
-            index: BTreeSet::new(),
+            index: DueIndex::default(),
+            scheduled: 0,
             orphans: Orphans::default(),
             batch: Vec::new(),
             stats: Stats::default(),
@@ -177,12 +183,6 @@ impl<P> Engine<P> {
 
     pub fn ticket(&self, id: &str) -> Option<&Ticket> {
         self.tickets.find(id).map(|s| self.tickets.get(s))
-    }
-
-    /// Bytes held by the ticket table and the deadline index (estimated for the index from its
-    /// entry count: B-tree nodes hold 11 keys and run about two-thirds full).
-    pub fn state_bytes(&self) -> usize {
-        self.tickets.allocated_bytes() + self.index.len() * size_of::<(Instant, u32)>() * 3 / 2
     }
 
     /// Moves the frontier to `f` if that is later, then emits what is due and expires held
@@ -463,7 +463,7 @@ impl<P> Engine<P> {
                 let pauses = self.rules.pause_of(t.policy()) & status_bit(status) != 0;
                 let t = self.tickets.get_mut(slot);
                 t.resolution = Cycle::started(now, t.resolution.number.saturating_add(1), 0);
-                t.pauses = Box::default();
+                t.pauses = ThinVec::new();
                 t.paused_since = if pauses { now } else { NEVER };
             }
             _ => {
@@ -570,12 +570,11 @@ impl<P> Engine<P> {
         if t.due == due {
             return;
         }
-        if t.due != NEVER {
-            self.index.remove(&(t.due, slot));
-        }
+        self.scheduled = self.scheduled + usize::from(due != NEVER) - usize::from(t.due != NEVER);
         t.due = due;
         if due != NEVER {
-            self.index.insert((due, slot));
+            let tickets = &self.tickets;
+            self.index.push(due, slot, self.scheduled, |d, s| tickets.get(s).due == d);
         }
     }
 
@@ -608,16 +607,19 @@ impl<P> Engine<P> {
 
     /// Emits every alert due below the frontier, in contract order.
     fn emit_due(&mut self, out: &mut Outbox<P>) {
-        while let Some(&(at, _)) = self.index.first()
+        while let Some(at) = self.index.peek()
             && at < self.frontier
         {
             let mut batch = std::mem::take(&mut self.batch);
-            while let Some(&(a, slot)) = self.index.first()
-                && a == at
-            {
-                self.index.pop_first();
-                self.tickets.get_mut(slot).due = NEVER;
-                batch.push(slot);
+            while self.index.peek() == Some(at) {
+                let (_, slot) = self.index.pop().expect("peeked");
+                let t = self.tickets.get_mut(slot);
+                // Entries left behind by rescheduling no longer match their ticket.
+                if t.due == at {
+                    t.due = NEVER;
+                    self.scheduled -= 1;
+                    batch.push(slot);
+                }
             }
             batch.sort_unstable_by(|&a, &b| self.tickets.get(a).id.cmp(&self.tickets.get(b).id));
             for &slot in &batch {

@@ -8,6 +8,7 @@
 
 use compact_str::CompactString;
 use hashbrown::HashTable;
+use thin_vec::ThinVec;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::event::{Channel, Kind, Priority, Status};
@@ -85,7 +86,7 @@ pub struct Ticket {
     /// Start of the open pause of the resolution cycle, or [`NEVER`].
     pub paused_since: Instant,
     /// Closed pauses of the current resolution cycle, in order.
-    pub pauses: Box<[(Instant, Instant)]>,
+    pub pauses: ThinVec<(Instant, Instant)>,
     pub tags: u64,
     pub group: u32,
     pub tier: u32,
@@ -112,7 +113,7 @@ impl Ticket {
             applied_at: at,
             due: NEVER,
             paused_since: NEVER,
-            pauses: Box::default(),
+            pauses: ThinVec::new(),
             tags: attrs.tags,
             group: attrs.group,
             tier: attrs.tier,
@@ -189,9 +190,7 @@ impl Ticket {
 
     pub fn end_pause(&mut self, at: Instant) {
         if self.paused() {
-            let mut pauses = std::mem::take(&mut self.pauses).into_vec();
-            pauses.push((self.paused_since, at.max(self.paused_since)));
-            self.pauses = pauses.into_boxed_slice();
+            self.pauses.push((self.paused_since, at.max(self.paused_since)));
             self.paused_since = NEVER;
         }
     }
@@ -242,7 +241,8 @@ impl Tickets {
         }
         // Release the heap parts now; the record itself is reused by the next insert.
         t.id = CompactString::default();
-        t.pauses = Box::default();
+        t.pauses = ThinVec::new();
+        t.due = NEVER;
         self.free.push(slot);
     }
 
@@ -253,14 +253,6 @@ impl Tickets {
     pub fn get_mut(&mut self, slot: u32) -> &mut Ticket {
         &mut self.slab[slot as usize]
     }
-
-    /// Bytes held by the table itself (slab, free list and hash table), for measurements.
-    pub fn allocated_bytes(&self) -> usize {
-        self.slab.capacity() * size_of::<Ticket>()
-            + self.free.capacity() * 4
-            + self.by_id.capacity() * 4 * 8 / 7
-            + self.by_id.capacity() * 8 / 7
-    }
 }
 
 #[cfg(test)]
@@ -269,7 +261,7 @@ mod tests {
 
     #[test]
     fn ticket_record_stays_compact() {
-        assert!(size_of::<Ticket>() <= 136, "Ticket is {} bytes", size_of::<Ticket>());
+        assert!(size_of::<Ticket>() <= 128, "Ticket is {} bytes", size_of::<Ticket>());
     }
 
     #[test]
