@@ -49,12 +49,19 @@ fn live() -> isize {
 
 fn rss_bytes() -> isize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<isize>().ok()).unwrap_or(0) * 4096
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<isize>().ok())
+        .unwrap_or(0)
+        * 4096
 }
 
 fn rules() -> Arc<Rules> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
-    slawatch::config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}")).rules
+    slawatch::config::load(Some(&path))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .rules
 }
 
 fn sim(tickets: u64) -> SimConfig {
@@ -68,10 +75,17 @@ fn sim(tickets: u64) -> SimConfig {
 }
 
 fn main() {
-    let tickets: u64 = std::env::var("SLAWATCH_BENCH_TICKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let tickets: u64 = std::env::var("SLAWATCH_BENCH_TICKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
-    println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
     if run("memory") {
         memory(tickets);
     }
@@ -87,7 +101,10 @@ fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
@@ -102,10 +119,13 @@ fn memory(tickets: u64) {
     let mut fed = 0u64;
     for e in generate(&sim(tickets)) {
         let ev = decode(e.json.as_bytes(), 65_536).expect("simulated events are valid");
-        if matches!(ev.body, Body::StatusChanged(Status::Solved | Status::Closed) | Body::ComplaintResolved) {
+        if matches!(
+            ev.body,
+            Body::StatusChanged(Status::Solved | Status::Closed) | Body::ComplaintResolved
+        ) {
             continue;
         }
-        engine.handle(ev, || (), &mut out);
+        engine.handle(&ev, || (), &mut out);
         out.sla.clear();
         fed += 1;
     }
@@ -113,8 +133,14 @@ fn memory(tickets: u64) {
     let open = engine.open_tickets() as f64;
     println!("\n## memory: {} open tickets after {fed} events", engine.open_tickets());
     println!("Ticket record: {} bytes", size_of::<Ticket>());
-    println!("engine state (counted heap bytes): {:.1} bytes/ticket", bytes as f64 / open);
-    println!("process RSS growth:                {:.1} bytes/ticket", rss as f64 / open);
+    println!(
+        "engine state (counted heap bytes): {:.1} bytes/ticket",
+        bytes as f64 / open
+    );
+    println!(
+        "process RSS growth:                {:.1} bytes/ticket",
+        rss as f64 / open
+    );
     drop(engine);
 
     // The layout the engine does not use, for comparison: records in a DashMap keyed by id,
@@ -136,15 +162,26 @@ fn memory(tickets: u64) {
 fn engine_only(tickets: u64) {
     let rules = rules();
     let started = Instant::now();
-    let events: Vec<_> =
-        generate(&sim(tickets)).map(|e| decode(e.json.as_bytes(), 65_536).expect("valid")).collect();
-    println!("\n## engine only: {} events, {tickets} tickets (decoded in {:.1} s)", events.len(), started.elapsed().as_secs_f64());
+    let events: Vec<_> = generate(&sim(tickets))
+        .map(|e| decode(e.json.as_bytes(), 65_536).expect("valid"))
+        .collect();
+    println!(
+        "\n## engine only: {} events, {tickets} tickets (decoded in {:.1} s)",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
     let n = events.len();
     let mut engine: Engine<()> = Engine::new(rules);
     let mut out = Outbox::default();
     let (mut sla, mut peak_open) = (0usize, 0usize);
     let started = Instant::now();
-    for (i, ev) in events.into_iter().enumerate() {
+    for (i, ev) in events.iter().enumerate() {
+        if let Some(next) = events.get(i + 2) {
+            engine.prefetch_lookup(&next.ticket_id);
+        }
+        if let Some(next) = events.get(i + 1) {
+            engine.prefetch_ticket(&next.ticket_id);
+        }
         engine.handle(ev, || (), &mut out);
         sla += out.sla.len();
         out.sla.clear();
@@ -154,7 +191,10 @@ fn engine_only(tickets: u64) {
     }
     engine.finish(None, &mut out);
     let secs = started.elapsed().as_secs_f64();
-    println!("{:.2} M events/s ({n} events in {secs:.2} s, {sla} SLA events, peak ~{peak_open} tickets held)", n as f64 / secs / 1e6);
+    println!(
+        "{:.2} M events/s ({n} events in {secs:.2} s, {sla} SLA events, peak ~{peak_open} tickets held)",
+        n as f64 / secs / 1e6
+    );
 }
 
 /// The same events as an NDJSON file: serde_json parsing alone versus `replay` end to end.
@@ -180,8 +220,14 @@ fn replay_end_to_end(tickets: u64) {
         replay_best = replay_best.min(replay(&input, &dir.join("sla.ndjson")));
     }
     let (parse_rate, replay_rate) = (lines as f64 / parse_best, lines as f64 / replay_best);
-    println!("serde_json parse only: {:.2} M events/s ({parse_best:.2} s)", parse_rate / 1e6);
-    println!("replay end to end:     {:.2} M events/s ({replay_best:.2} s)", replay_rate / 1e6);
+    println!(
+        "serde_json parse only: {:.2} M events/s ({parse_best:.2} s)",
+        parse_rate / 1e6
+    );
+    println!(
+        "replay end to end:     {:.2} M events/s ({replay_best:.2} s)",
+        replay_rate / 1e6
+    );
     println!("ratio: {:.0}%", replay_rate / parse_rate * 100.0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -125,7 +125,7 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
         }
         let outcome = match decode(text, max_bytes) {
             Ok(ev) => engine.handle(
-                ev,
+                &ev,
                 || Line {
                     number,
                     raw: text.to_vec(),

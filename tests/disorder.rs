@@ -23,7 +23,7 @@ fn breaches_and_fulfilments(events: &[SimEvent]) -> (BTreeSet<String>, BTreeSet<
     for e in events {
         let ev = decode(e.json.as_bytes(), 65_536).unwrap();
         assert!(ev.occurred_at >= engine.frontier(), "the shuffle made an event late");
-        engine.handle(ev, || (), &mut out);
+        engine.handle(&ev, || (), &mut out);
     }
     engine.finish(None, &mut out);
     let (mut breaches, mut fulfilments) = (BTreeSet::new(), BTreeSet::new());

@@ -26,7 +26,11 @@ struct Entry {
 impl Entry {
     fn new(due: Instant, slot: u32) -> Entry {
         debug_assert!(due >= 0);
-        Entry { due_hi: (due >> 32) as u32, due_lo: due as u32, slot }
+        Entry {
+            due_hi: (due >> 32) as u32,
+            due_lo: due as u32,
+            slot,
+        }
     }
 
     fn due(self) -> Instant {
@@ -73,14 +77,14 @@ impl DueIndex {
         }
     }
 
-    /// The earliest entry's instant (possibly stale).
-    pub fn peek(&mut self) -> Option<Instant> {
+    /// The earliest entry (possibly stale).
+    pub fn peek(&mut self) -> Option<(Instant, u32)> {
         if self.ready.is_empty() {
             let (bucket, entries) = self.later.pop_first()?;
             self.current = bucket;
             self.ready = BinaryHeap::from(entries.into_iter().map(Reverse).collect::<Vec<_>>());
         }
-        self.ready.peek().map(|Reverse(e)| e.due())
+        self.ready.peek().map(|Reverse(e)| (e.due(), e.slot))
     }
 
     /// Removes the earliest entry (possibly stale: check it against the ticket).
@@ -118,6 +122,9 @@ mod tests {
             index.push(due << 10, 0, 1, |d, _| d == due << 10);
         }
         assert!(index.len() < 20, "{}", index.len());
-        assert!(index.peek().unwrap() > (COMPACT_SLACK as i64) << 10, "stale entries were dropped");
+        assert!(
+            index.peek().unwrap().0 > (COMPACT_SLACK as i64) << 10,
+            "stale entries were dropped"
+        );
     }
 }

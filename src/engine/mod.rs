@@ -17,6 +17,7 @@
 mod index;
 mod orphans;
 mod output;
+mod table;
 mod ticket;
 mod timeline;
 
@@ -185,6 +186,18 @@ impl<P> Engine<P> {
         self.tickets.find(id).map(|s| self.tickets.get(s))
     }
 
+    /// Lookahead, first stage: an event for `ticket_id` follows in about two events; start
+    /// loading its table entry. With [`Engine::prefetch_ticket`] one event ahead, the cache
+    /// misses of consecutive events overlap instead of adding up (docs/PERFORMANCE.md).
+    pub fn prefetch_lookup(&self, ticket_id: &str) {
+        self.tickets.prefetch_entry(ticket_id);
+    }
+
+    /// Lookahead, second stage: an event for `ticket_id` is next; start loading its record.
+    pub fn prefetch_ticket(&self, ticket_id: &str) {
+        self.tickets.prefetch_record(ticket_id);
+    }
+
     /// Moves the frontier to `f` if that is later, then emits what is due and expires held
     /// events. Live mode calls this on idle partitions; replay calls it at end of input.
     pub fn advance(&mut self, f: Instant, out: &mut Outbox<P>) {
@@ -219,14 +232,14 @@ impl<P> Engine<P> {
 
     /// Applies one valid event. `hold` produces what to keep with the event if it has to be
     /// held as an orphan (called only then).
-    pub fn handle(&mut self, ev: Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
+    pub fn handle(&mut self, ev: &Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
         self.max_seen = self.max_seen.max(ev.occurred_at);
         self.advance(ev.occurred_at.saturating_sub(self.rules.engine.allowed_lateness), out);
         let outcome = match self.tickets.find(&ev.ticket_id) {
             Some(slot) => self.apply_known(slot, ev, out),
             None => match &ev.body {
                 Body::Created(_) => self.create(ev, out),
-                _ => self.orphans.hold(ev, hold(), self.frontier, &self.rules.engine),
+                _ => self.orphans.hold(ev.clone(), hold(), self.frontier, &self.rules.engine),
             },
         };
         self.count(&outcome);
@@ -244,7 +257,7 @@ impl<P> Engine<P> {
         *counter += 1;
     }
 
-    fn create(&mut self, ev: Event, out: &mut Outbox<P>) -> Applied {
+    fn create(&mut self, ev: &Event, out: &mut Outbox<P>) -> Applied {
         let Body::Created(c) = &ev.body else {
             unreachable!("create() takes ticket.created")
         };
@@ -281,7 +294,7 @@ impl<P> Engine<P> {
         }
         self.reschedule(slot);
         for (held, payload) in self.orphans.release(&ev.ticket_id) {
-            let outcome = self.apply_known(slot, held, out);
+            let outcome = self.apply_known(slot, &held, out);
             self.count(&outcome);
             if let Applied::Rejected(rejection) = outcome {
                 out.dead.push(DeadLetter { payload, rejection });
@@ -315,7 +328,7 @@ impl<P> Engine<P> {
         self.rules.select(attrs).map_or(NO_POLICY, |p| p as u16)
     }
 
-    fn apply_known(&mut self, slot: u32, ev: Event, out: &mut Outbox<P>) -> Applied {
+    fn apply_known(&mut self, slot: u32, ev: &Event, out: &mut Outbox<P>) -> Applied {
         let t = self.tickets.get_mut(slot);
         if let Some(id) = &ev.event_id
             && !t.remember(id)
@@ -329,7 +342,7 @@ impl<P> Engine<P> {
         let at = ev.occurred_at;
         let now = at.max(t.applied_at);
         t.applied_at = now;
-        match ev.body {
+        match &ev.body {
             Body::Created(_) => {
                 return Applied::Rejected(Rejection::new(
                     Reason::DuplicateTicket,
@@ -337,11 +350,11 @@ impl<P> Engine<P> {
                 ));
             }
             Body::Updated(u) => {
-                if let Err(r) = self.update(slot, &u, now, out) {
+                if let Err(r) = self.update(slot, u, now, out) {
                     return Applied::Rejected(r);
                 }
             }
-            Body::StatusChanged(s) => self.set_status(slot, s, at, late, out),
+            Body::StatusChanged(s) => self.set_status(slot, *s, at, late, out),
             Body::ComplaintResolved => {
                 self.end_cycle(slot, Slot::Resolution, End::Fulfil, at, late, out);
                 self.set_status(slot, Status::Solved, at, late, out);
@@ -574,7 +587,8 @@ impl<P> Engine<P> {
         t.due = due;
         if due != NEVER {
             let tickets = &self.tickets;
-            self.index.push(due, slot, self.scheduled, |d, s| tickets.get(s).due == d);
+            self.index
+                .push(due, slot, self.scheduled, |d, s| tickets.get(s).due == d);
         }
     }
 
@@ -607,12 +621,18 @@ impl<P> Engine<P> {
 
     /// Emits every alert due below the frontier, in contract order.
     fn emit_due(&mut self, out: &mut Outbox<P>) {
-        while let Some(at) = self.index.peek()
+        while let Some((at, _)) = self.index.peek()
             && at < self.frontier
         {
             let mut batch = std::mem::take(&mut self.batch);
-            while self.index.peek() == Some(at) {
-                let (_, slot) = self.index.pop().expect("peeked");
+            while let Some((due, slot)) = self.index.peek()
+                && due == at
+            {
+                self.index.pop();
+                // Overlap the next entry's cache miss with this one's.
+                if let Some((_, next)) = self.index.peek() {
+                    self.tickets.prefetch_slot(next);
+                }
                 let t = self.tickets.get_mut(slot);
                 // Entries left behind by rescheduling no longer match their ticket.
                 if t.due == at {

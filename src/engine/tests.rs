@@ -55,7 +55,7 @@ impl Harness {
         );
         let ev = decode(json.as_bytes(), 65_536).unwrap_or_else(|r| panic!("{json}: {r:?}"));
         let line = self.line;
-        let outcome = self.engine.handle(ev, || line, &mut self.out);
+        let outcome = self.engine.handle(&ev, || line, &mut self.out);
         if let Applied::Rejected(r) = &outcome {
             self.dead.push((line, r.reason));
         }

@@ -1,16 +1,16 @@
 //! Per-ticket state and the table that holds it.
 //!
 //! Memory is the constraint here (millions of open tickets, budget 200 bytes each including
-//! the deadline index), so a ticket is one fixed-size record in a slab `Vec`, found through a
-//! `hashbrown::HashTable<u32>` of slot numbers hashed by ticket id: the table costs about
-//! 10 bytes per ticket instead of repeating the key. Small strings (ticket ids up to 24 bytes)
+//! the deadline index), so a ticket is one fixed-size record of two cache lines in a slab
+//! `Vec`, found through a table of 8-byte slot entries ([`IdTable`]) instead of a map that
+//! repeats the key and pads every record to a power-of-two bucket count. Small strings (ticket ids up to 24 bytes)
 //! live inline. Groups and tiers are interned ids; tags are the bits that policies look at.
 
 use compact_str::CompactString;
-use hashbrown::HashTable;
 use thin_vec::ThinVec;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::table::{IdTable, prefetch};
 use crate::event::{Channel, Kind, Priority, Status};
 use crate::policy::{Attrs, Clock};
 use crate::time::Instant;
@@ -196,16 +196,16 @@ impl Ticket {
     }
 }
 
-/// Tickets by id: a slab of records plus a hash table of slot numbers.
+/// Tickets by id: a slab of records plus a table of slot numbers.
 #[derive(Default)]
 pub struct Tickets {
     slab: Vec<Ticket>,
     free: Vec<u32>,
-    by_id: HashTable<u32>,
+    by_id: IdTable,
 }
 
-fn hash(id: &str) -> u64 {
-    xxh3_64(id.as_bytes())
+fn hash(id: &str) -> u32 {
+    xxh3_64(id.as_bytes()) as u32
 }
 
 impl Tickets {
@@ -214,7 +214,7 @@ impl Tickets {
     }
 
     pub fn find(&self, id: &str) -> Option<u32> {
-        self.by_id.find(hash(id), |&s| self.slab[s as usize].id == id).copied()
+        self.by_id.find(hash(id), |s| self.slab[s as usize].id == id)
     }
 
     pub fn insert(&mut self, ticket: Ticket) -> u32 {
@@ -229,16 +229,13 @@ impl Tickets {
                 self.slab.len() as u32 - 1
             }
         };
-        let slab = &self.slab;
-        self.by_id.insert_unique(h, slot, |&s| hash(&slab[s as usize].id));
+        self.by_id.insert(h, slot);
         slot
     }
 
     pub fn remove(&mut self, slot: u32) {
         let t = &mut self.slab[slot as usize];
-        if let Ok(entry) = self.by_id.find_entry(hash(&t.id), |&s| s == slot) {
-            entry.remove();
-        }
+        self.by_id.remove(hash(&t.id), slot);
         // Release the heap parts now; the record itself is reused by the next insert.
         t.id = CompactString::default();
         t.pauses = ThinVec::new();
@@ -252,6 +249,27 @@ impl Tickets {
 
     pub fn get_mut(&mut self, slot: u32) -> &mut Ticket {
         &mut self.slab[slot as usize]
+    }
+
+    /// First stage of looking `id` up ahead of time: load its table line.
+    pub fn prefetch_entry(&self, id: &str) {
+        self.by_id.prefetch(hash(id));
+    }
+
+    /// Starts loading the record in `slot`.
+    pub fn prefetch_slot(&self, slot: u32) {
+        if let Some(t) = self.slab.get(slot as usize) {
+            prefetch(t as *const Ticket);
+        }
+    }
+
+    /// Second stage, once the table line is likely cached: load the ticket's record.
+    pub fn prefetch_record(&self, id: &str) {
+        if let Some(slot) = self.by_id.find(hash(id), |_| true) {
+            let record = &self.slab[slot as usize] as *const Ticket;
+            prefetch(record);
+            prefetch(record.wrapping_byte_add(64));
+        }
     }
 }
 
