@@ -510,7 +510,7 @@ impl<P> Engine<P> {
             return;
         };
         if end == End::Cancel {
-            self.emit(slot, which, SlaKind::Cancelled, end_at, Detail::None, out);
+            self.emit(slot, which, SlaKind::Cancelled, end_at, Detail::None, None, out);
             return;
         }
         c.flags |= Cycle::FULFILLED;
@@ -523,11 +523,19 @@ impl<P> Engine<P> {
             let deadline = self.instant_of(slot, which, &self.rules.policies[policy], target, Alert::Breach);
             if deadline.is_some_and(|d| end_at <= d) {
                 self.tickets.get_mut(slot).cycle_mut(which).flags |= Cycle::RETRACTED;
-                self.emit(slot, which, SlaKind::BreachRetracted, end_at, Detail::None, out);
+                self.emit(slot, which, SlaKind::BreachRetracted, end_at, Detail::None, None, out);
                 outcome = Outcome::Met;
             }
         }
-        self.emit(slot, which, SlaKind::Fulfilled, end_at, Detail::Outcome(outcome), out);
+        self.emit(
+            slot,
+            which,
+            SlaKind::Fulfilled,
+            end_at,
+            Detail::Outcome(outcome),
+            None,
+            out,
+        );
     }
 
     /// Emits the alerts of a running cycle that fall due before `end`.
@@ -578,7 +586,10 @@ impl<P> Engine<P> {
 
     /// Recomputes the ticket's next due instant and moves its index entry.
     fn reschedule(&mut self, slot: u32) {
-        let due = self.next_due(slot);
+        self.set_due(slot, self.next_due(slot));
+    }
+
+    fn set_due(&mut self, slot: u32, due: Instant) {
         let t = self.tickets.get_mut(slot);
         if t.due == due {
             return;
@@ -600,10 +611,15 @@ impl<P> Engine<P> {
                 due = due.min(at.1);
             }
         }
-        if matches!(t.status, Status::Solved | Status::Closed) {
-            due = due.min(t.applied_at.saturating_add(self.rules.engine.ticket_retention));
+        due.min(self.forget_at(t))
+    }
+
+    /// When a solved or closed ticket is forgotten (`ticket_retention` after its last event).
+    fn forget_at(&self, t: &Ticket) -> Instant {
+        match t.status {
+            Status::Solved | Status::Closed => t.applied_at.saturating_add(self.rules.engine.ticket_retention),
+            _ => NEVER,
         }
-        due
     }
 
     /// The next alert of the running cycle in `which` and its instant.
@@ -652,22 +668,23 @@ impl<P> Engine<P> {
 
     /// Emits the ticket's alerts at instant `at`, or forgets it when its retention is over.
     fn fire(&mut self, slot: u32, at: Instant, out: &mut Outbox<P>) {
+        let mut due = NEVER;
         for which in Slot::BOTH {
-            while let Some((alert, when)) = self.next_alert_at(slot, which)
-                && when <= at
-            {
+            while let Some((alert, when)) = self.next_alert_at(slot, which) {
+                if when > at {
+                    due = due.min(when);
+                    break;
+                }
                 self.emit_alert(slot, which, alert, when, out);
                 alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
             }
         }
-        let t = self.tickets.get(slot);
-        let expired = matches!(t.status, Status::Solved | Status::Closed)
-            && t.applied_at.saturating_add(self.rules.engine.ticket_retention) <= at;
-        if expired {
+        let forget_at = self.forget_at(self.tickets.get(slot));
+        if forget_at <= at {
             self.tickets.remove(slot);
             self.stats.evicted += 1;
         } else {
-            self.reschedule(slot);
+            self.set_due(slot, due.min(forget_at));
         }
     }
 
@@ -677,11 +694,22 @@ impl<P> Engine<P> {
             Alert::Breach => (SlaKind::Breached, Detail::None),
             Alert::Escalation(level) => (SlaKind::Escalated, Detail::Level(level)),
         };
-        self.emit(slot, which, kind, at, detail, out);
+        self.emit(slot, which, kind, at, detail, Some(alert), out);
     }
 
-    /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target).
-    fn emit(&mut self, slot: u32, which: Slot, kind: SlaKind, at: Instant, detail: Detail, out: &mut Outbox<P>) {
+    /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target). For an
+    /// alert, the elapsed time at `at` is its threshold by definition.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        slot: u32,
+        which: Slot,
+        kind: SlaKind,
+        at: Instant,
+        detail: Detail,
+        alert: Option<Alert>,
+        out: &mut Outbox<P>,
+    ) {
         let Some((p, target)) = self.target(slot, which) else {
             return;
         };
@@ -705,7 +733,7 @@ impl<P> Engine<P> {
             deadline: timeline.instant_at(cal, target),
             target_ms: target,
             at,
-            elapsed_ms: timeline.elapsed(cal, at),
+            elapsed_ms: alert.map_or_else(|| timeline.elapsed(cal, at), |a| a.threshold(policy, target)),
             detail,
         });
     }
