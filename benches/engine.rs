@@ -220,16 +220,22 @@ fn replay_end_to_end(tickets: u64) {
     drop(w);
     let size = std::fs::metadata(&input).unwrap().len();
     println!("\n## replay: {lines} events, {:.0} MB of NDJSON", size as f64 / 1e6);
-    let mut parse_best = f64::MAX;
-    let mut replay_best = f64::MAX;
+    let (mut parse_best, mut decode_best, mut replay_best) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..2 {
-        parse_best = parse_best.min(serde_parse(&input, lines));
+        let serde_only = |line: &[u8]| serde_json::from_slice::<RawEvent>(line).expect("valid").ticket_id.len();
+        parse_best = parse_best.min(read_lines(&input, lines, serde_only));
+        let ours = |line: &[u8]| decode(line, 65_536).expect("valid").ticket_id.len();
+        decode_best = decode_best.min(read_lines(&input, lines, ours));
         replay_best = replay_best.min(replay(&input, &dir.join("sla.ndjson")));
     }
     let (parse_rate, replay_rate) = (lines as f64 / parse_best, lines as f64 / replay_best);
     println!(
         "serde_json parse only: {:.2} M events/s ({parse_best:.2} s)",
         parse_rate / 1e6
+    );
+    println!(
+        "slawatch decode only:  {:.2} M events/s ({decode_best:.2} s)",
+        lines as f64 / decode_best / 1e6
     );
     println!(
         "replay end to end:     {:.2} M events/s ({replay_best:.2} s)",
@@ -274,13 +280,13 @@ struct RawEvent<'a> {
     resolution: Option<Cow<'a, str>>,
 }
 
-fn serde_parse(input: &PathBuf, lines: u64) -> f64 {
+/// Reads the file line by line through `parse`; returns the seconds taken.
+fn read_lines(input: &PathBuf, lines: u64, parse: impl Fn(&[u8]) -> usize) -> f64 {
     let started = Instant::now();
     let mut r = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(input).unwrap());
     let (mut line, mut n) = (Vec::new(), 0u64);
     while r.read_until(b'\n', &mut line).unwrap() > 0 {
-        let ev: RawEvent = serde_json::from_slice(&line).expect("valid");
-        n += std::hint::black_box(&ev).ticket_id.len() as u64 / 1_000_000 + 1;
+        n += (std::hint::black_box(parse(&line)) / 1_000_000) as u64 + 1;
         line.clear();
     }
     assert_eq!(n, lines);

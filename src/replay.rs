@@ -1,20 +1,24 @@
 //! `slawatch replay`: NDJSON events in, SLA events out, through the live engine as one
 //! partition (SPEC §8).
 //!
-//! Streaming: one reused line buffer in, one reused output buffer flushed in large writes, so
-//! memory stays flat whatever the input size. Output is byte-identical for the same input and
-//! configuration because the engine is deterministic and nothing here reads the clock except
-//! the progress display and the summary's duration.
+//! Streaming through three threads (read and decode, engine, format and write) joined by
+//! bounded channels of batches, so memory stays flat whatever the input size. Output is
+//! byte-identical for the same input and configuration: the engine is deterministic, the
+//! channels keep order, and nothing here reads the clock except the progress display and the
+//! summary's duration.
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
 use std::time::{Duration, Instant as WallInstant};
 
 use base64::Engine as _;
 
-use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaKind};
-use crate::event::{Reason, Rejection, decode};
+use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaEvent, SlaKind};
+use crate::event::{Event, Reason, Rejection, decode};
 use crate::policy::Rules;
 use crate::time::{Instant, Rfc3339};
 
@@ -34,9 +38,9 @@ pub struct Options {
     pub progress: bool,
 }
 
-/// Where a held input line came from, kept to dead-letter it later.
-struct Line {
-    number: u64,
+/// Where a dead letter came from: its line number and original bytes.
+struct Origin {
+    line: u64,
     raw: Vec<u8>,
 }
 
@@ -85,78 +89,203 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// Lines per batch handed between the threads.
+const BATCH_LINES: usize = 4096;
+/// Batches in flight per channel: bounds memory whatever the input size.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Decoded input lines, their text kept in one buffer.
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    lines: Vec<Decoded>,
+    /// Number of the last line read (blank lines included).
+    last_line: u64,
+}
+
+struct Decoded {
+    line: u64,
+    span: Range<usize>,
+    event: Result<Event, Rejection>,
+}
+
+/// What the engine emitted for one batch.
+struct Emitted {
+    sla: Vec<SlaEvent>,
+    dead: Vec<DeadLetter<Origin>>,
+    last_line: u64,
+}
+
 /// Runs a replay. I/O failures are errors; bad input lines are dead letters.
+///
+/// Three threads in a pipeline: reading and decoding, the engine, formatting and writing.
+/// Batches travel through bounded FIFO channels, so the output order (and so the bytes) is
+/// exactly that of a single thread, and memory stays flat whatever the input size.
 pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     let started = WallInstant::now();
     let name = |p: &Option<PathBuf>| p.as_ref().map_or("-".to_string(), |p| p.display().to_string());
-    let (in_name, out_name, dl_name) = (name(&opts.input), name(&opts.output), name(&opts.dead_letter));
-    let read_err = |source| ReplayError::Read {
-        path: in_name.clone(),
-        source,
+    let in_name = name(&opts.input);
+    let input: Box<dyn BufRead + Send> = match &opts.input {
+        Some(p) if p.as_os_str() != "-" => {
+            let file = std::fs::File::open(p).map_err(|source| ReplayError::Read {
+                path: in_name.clone(),
+                source,
+            })?;
+            Box::new(io::BufReader::with_capacity(1 << 20, file))
+        }
+        _ => Box::new(io::BufReader::with_capacity(1 << 20, io::stdin())),
     };
-    let mut input: Box<dyn BufRead> = match &opts.input {
-        Some(p) if p.as_os_str() != "-" => Box::new(io::BufReader::with_capacity(
-            1 << 20,
-            std::fs::File::open(p).map_err(read_err)?,
-        )),
-        _ => Box::new(io::BufReader::with_capacity(1 << 20, io::stdin().lock())),
-    };
-    let mut output = Sink::open(opts.output.as_ref(), true, &out_name)?;
-    let mut dead_out = match &opts.dead_letter {
-        Some(p) => Some(Sink::open(Some(p), false, &dl_name)?),
-        None => None,
-    };
+    let output = Sink::open(opts.output.as_ref(), true, &name(&opts.output))?;
+    let dead_out = opts
+        .dead_letter
+        .as_ref()
+        .map(|p| Sink::open(Some(p), false, &p.display().to_string()))
+        .transpose()?;
+    let progress = Progress::new(opts.progress && io::stderr().is_terminal());
     let max_bytes = rules.engine.max_event_bytes;
-    let mut engine: Engine<Line> = Engine::new(rules);
-    let mut outbox = Outbox::default();
+    let (batch_tx, batch_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (out_tx, out_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let mut engine: Engine<Origin> = Engine::new(rules);
     let mut summary = Summary::default();
-    let mut progress = Progress::new(opts.progress && io::stderr().is_terminal());
-    let mut line = Vec::with_capacity(4096);
+    thread::scope(|scope| {
+        let reader = scope.spawn(move || read_batches(input, max_bytes, batch_tx));
+        let writer = scope.spawn(move || write_outputs(out_rx, output, dead_out, progress));
+        let mut last_line = 0;
+        for batch in batch_rx {
+            let mut outbox = Outbox::default();
+            apply(&mut engine, &batch, &mut outbox);
+            last_line = batch.last_line;
+            let emitted = Emitted {
+                sla: outbox.sla,
+                dead: outbox.dead,
+                last_line,
+            };
+            if out_tx.send(emitted).is_err() {
+                break; // the writer failed; its error is reported below
+            }
+        }
+        let read = reader.join().expect("reader thread panicked");
+        if read.is_ok() {
+            let mut outbox = Outbox::default();
+            engine.finish(opts.until, &mut outbox);
+            let _ = out_tx.send(Emitted {
+                sla: outbox.sla,
+                dead: outbox.dead,
+                last_line,
+            });
+        }
+        drop(out_tx);
+        summary.dead = writer.join().expect("writer thread panicked")?;
+        summary.lines = last_line;
+        read.map_err(|source| ReplayError::Read {
+            path: in_name.clone(),
+            source,
+        })
+    })?;
+    summary.engine = engine.stats.clone();
+    summary.frontier = engine.frontier();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Reader thread: lines into decoded batches, until end of input, an error, or the engine
+/// hanging up.
+fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSender<Batch>) -> io::Result<()> {
+    let mut line = 0u64;
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
-            break;
+        let mut batch = Batch::default();
+        let mut at_end = false;
+        while batch.lines.len() < BATCH_LINES {
+            let start = batch.text.len();
+            if input.read_until(b'\n', &mut batch.text)? == 0 {
+                at_end = true;
+                break;
+            }
+            line += 1;
+            let end = start + trim_line(&batch.text[start..]).len();
+            let raw = &batch.text[start..end];
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                batch.text.truncate(start);
+                continue;
+            }
+            let event = decode(raw, max_bytes);
+            batch.lines.push(Decoded {
+                line,
+                span: start..end,
+                event,
+            });
         }
-        summary.lines += 1;
-        let number = summary.lines;
-        let text = trim_line(&line);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        batch.last_line = line;
+        if tx.send(batch).is_err() || at_end {
+            return Ok(());
         }
-        let outcome = match decode(text, max_bytes) {
-            Ok(ev) => engine.handle(
-                &ev,
-                || Line {
-                    number,
-                    raw: text.to_vec(),
-                },
-                &mut outbox,
-            ),
-            Err(rejection) => Applied::Rejected(rejection),
+    }
+}
+
+/// Engine thread: applies a batch, looking two events ahead so that the memory each event
+/// needs is being loaded while the previous ones are applied.
+fn apply(engine: &mut Engine<Origin>, batch: &Batch, outbox: &mut Outbox<Origin>) {
+    let ticket_of = |i: usize| {
+        batch
+            .lines
+            .get(i)
+            .and_then(|d| d.event.as_ref().ok())
+            .map(|e| e.ticket_id.as_str())
+    };
+    for (i, d) in batch.lines.iter().enumerate() {
+        if let Some(id) = ticket_of(i + 2) {
+            engine.prefetch_lookup(id);
+        }
+        if let Some(id) = ticket_of(i + 1) {
+            engine.prefetch_ticket(id);
+        }
+        let origin = || Origin {
+            line: d.line,
+            raw: batch.text[d.span.clone()].to_vec(),
+        };
+        let outcome = match &d.event {
+            Ok(ev) => engine.handle(ev, origin, outbox),
+            Err(rejection) => Applied::Rejected(rejection.clone()),
         };
         if let Applied::Rejected(rejection) = outcome {
             outbox.dead.push(DeadLetter {
-                payload: Line {
-                    number,
-                    raw: text.to_vec(),
-                },
+                payload: origin(),
                 rejection,
             });
         }
-        drain(&mut outbox, &mut output, dead_out.as_mut(), &mut summary)?;
-        progress.tick(summary.lines);
     }
-    engine.finish(opts.until, &mut outbox);
-    drain(&mut outbox, &mut output, dead_out.as_mut(), &mut summary)?;
+}
+
+/// Writer thread: formats and writes SLA events and dead letters; returns dead letters by
+/// reason.
+fn write_outputs(
+    rx: Receiver<Emitted>,
+    mut output: Sink,
+    mut dead_out: Option<Sink>,
+    mut progress: Progress,
+) -> Result<[u64; Reason::ALL.len()], ReplayError> {
+    let mut dead = [0; Reason::ALL.len()];
+    for emitted in rx {
+        for ev in &emitted.sla {
+            ev.write_json(&mut output.buf);
+        }
+        output.maybe_flush()?;
+        for dl in emitted.dead {
+            dead[dl.rejection.reason as usize] += 1;
+            tracing::debug!(line = dl.payload.line, reason = %dl.rejection.reason, detail = %dl.rejection.detail, "dead letter");
+            if let Some(out) = dead_out.as_mut() {
+                write_dead_letter(&dl.payload, &dl.rejection, &mut out.buf);
+                out.maybe_flush()?;
+            }
+        }
+        progress.tick(emitted.last_line);
+    }
     output.finish()?;
     if let Some(d) = dead_out {
         d.finish()?;
     }
     progress.clear();
-    summary.engine = engine.stats.clone();
-    summary.frontier = engine.frontier();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(dead)
 }
 
 /// Drops the line terminator (`\n` or `\r\n`).
@@ -165,30 +294,9 @@ fn trim_line(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn drain(
-    outbox: &mut Outbox<Line>,
-    output: &mut Sink,
-    mut dead_out: Option<&mut Sink>,
-    summary: &mut Summary,
-) -> Result<(), ReplayError> {
-    for ev in outbox.sla.drain(..) {
-        ev.write_json(&mut output.buf);
-    }
-    output.maybe_flush()?;
-    for dl in outbox.dead.drain(..) {
-        summary.dead[dl.rejection.reason as usize] += 1;
-        tracing::debug!(line = dl.payload.number, reason = %dl.rejection.reason, detail = %dl.rejection.detail, "dead letter");
-        if let Some(out) = dead_out.as_deref_mut() {
-            write_dead_letter(&dl.payload, &dl.rejection, &mut out.buf);
-            out.maybe_flush()?;
-        }
-    }
-    Ok(())
-}
-
 /// A dead letter as one JSON line: reason, detail, source line and the original bytes
 /// (as text when they are UTF-8, else base64).
-fn write_dead_letter(line: &Line, rejection: &Rejection, out: &mut Vec<u8>) {
+fn write_dead_letter(origin: &Origin, rejection: &Rejection, out: &mut Vec<u8>) {
     #[derive(serde::Serialize)]
     struct Record<'a> {
         reason: Reason,
@@ -203,15 +311,15 @@ fn write_dead_letter(line: &Line, rejection: &Rejection, out: &mut Vec<u8>) {
     struct Source {
         line: u64,
     }
-    let text = std::str::from_utf8(&line.raw).ok();
+    let text = std::str::from_utf8(&origin.raw).ok();
     let record = Record {
         reason: rejection.reason,
         detail: &rejection.detail,
-        source: Source { line: line.number },
+        source: Source { line: origin.line },
         raw: text,
         raw_base64: text
             .is_none()
-            .then(|| base64::engine::general_purpose::STANDARD.encode(&line.raw)),
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&origin.raw)),
     };
     serde_json::to_writer(&mut *out, &record).expect("writing to a Vec");
     out.push(b'\n');
@@ -220,7 +328,7 @@ fn write_dead_letter(line: &Line, rejection: &Rejection, out: &mut Vec<u8>) {
 /// A buffered output file or stdout, flushed in large writes.
 struct Sink {
     buf: Vec<u8>,
-    writer: Box<dyn Write>,
+    writer: Box<dyn Write + Send>,
     path: String,
 }
 
@@ -228,14 +336,14 @@ const FLUSH_AT: usize = 1 << 20;
 
 impl Sink {
     fn open(path: Option<&PathBuf>, dash_is_stdout: bool, name: &str) -> Result<Sink, ReplayError> {
-        let writer: Box<dyn Write> = match path {
+        let writer: Box<dyn Write + Send> = match path {
             Some(p) if !(dash_is_stdout && p.as_os_str() == "-") => {
                 Box::new(std::fs::File::create(p).map_err(|source| ReplayError::Write {
                     path: name.to_string(),
                     source,
                 })?)
             }
-            _ => Box::new(io::stdout().lock()),
+            _ => Box::new(io::stdout()),
         };
         Ok(Sink {
             buf: Vec::with_capacity(FLUSH_AT * 2),

@@ -3,6 +3,7 @@
 //! JSON is written by hand into a byte buffer: the field set is fixed, and this runs once per
 //! output line on the replay hot path. Strings go through `serde_json` for escaping.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -97,74 +98,75 @@ impl SlaEvent {
     /// Deterministic and unique per (type, ticket, clock, cycle, level or fraction): the same
     /// across replays and restarts. The ticket id comes last so any id text stays unambiguous.
     pub fn id(&self) -> String {
-        let kind = &self.kind.as_str()[4..];
-        let extra = match self.detail {
-            Detail::Fraction(f) => format!(":{f}"),
-            Detail::Level(l) => format!(":{l}"),
-            Detail::None | Detail::Outcome(_) => String::new(),
-        };
-        format!("{kind}:{}:{}{extra}:{}", self.clock, self.cycle, self.ticket_id)
+        let mut id = Vec::new();
+        self.write_id(&mut id);
+        String::from_utf8(id).expect("ids are built from UTF-8")
+    }
+
+    fn write_id(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.kind.as_str().as_bytes()[4..]);
+        out.push(b':');
+        out.extend_from_slice(self.clock.as_str().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(itoa::Buffer::new().format(self.cycle).as_bytes());
+        match self.detail {
+            Detail::Fraction(f) => {
+                out.push(b':');
+                write!(out, "{f}").expect("writing to a Vec");
+            }
+            Detail::Level(l) => {
+                out.push(b':');
+                out.extend_from_slice(itoa::Buffer::new().format(l).as_bytes());
+            }
+            Detail::None | Detail::Outcome(_) => {}
+        }
+        out.push(b':');
+        out.extend_from_slice(self.ticket_id.as_bytes());
     }
 
     /// Appends the event as one line of JSON (with the newline).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let mut ts = [0u8; 24];
-        let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).expect("writing to a Vec");
+        let mut num = itoa::Buffer::new();
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(self.kind.as_str().as_bytes());
         out.extend_from_slice(b"\",\"id\":");
-        string(out, &self.id());
+        let start = out.len();
+        self.write_id(out);
+        quote_from(out, start);
         out.extend_from_slice(b",\"ticket_id\":");
         string(out, &self.ticket_id);
         out.extend_from_slice(b",\"clock\":\"");
         out.extend_from_slice(self.clock.as_str().as_bytes());
         out.extend_from_slice(b"\",\"cycle\":");
-        out.extend_from_slice(itoa(self.cycle as i64).as_bytes());
+        out.extend_from_slice(num.format(self.cycle).as_bytes());
         out.extend_from_slice(b",\"policy\":");
         string(out, &self.policy);
         for (key, value) in [
-            ("priority", self.priority.as_str()),
-            ("channel", self.channel.as_str()),
-            ("kind", self.ticket_kind.as_str()),
+            (&b",\"priority\":\""[..], self.priority.as_str()),
+            (b"\",\"channel\":\"", self.channel.as_str()),
+            (b"\",\"kind\":\"", self.ticket_kind.as_str()),
         ] {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":\"");
+            out.extend_from_slice(key);
             out.extend_from_slice(value.as_bytes());
-            out.push(b'"');
         }
-        out.extend_from_slice(b",\"group\":");
+        out.extend_from_slice(b"\",\"group\":");
         match &self.group {
             Some(g) => string(out, g),
             None => out.extend_from_slice(b"null"),
         }
-        let mut instant = |out: &mut Vec<u8>, key: &[u8], t: Option<Instant>| {
-            out.extend_from_slice(key);
-            match t {
-                Some(t) => {
-                    out.push(b'"');
-                    out.extend_from_slice(format_into(t, &mut ts).as_bytes());
-                    out.push(b'"');
-                }
-                None => out.extend_from_slice(b"null"),
-            }
-        };
         instant(out, b",\"started_at\":", Some(self.started_at));
         instant(out, b",\"deadline\":", self.deadline);
         out.extend_from_slice(b",\"target_ms\":");
-        out.extend_from_slice(itoa(self.target_ms).as_bytes());
+        out.extend_from_slice(num.format(self.target_ms).as_bytes());
         instant(out, b",\"at\":", Some(self.at));
         out.extend_from_slice(b",\"elapsed_ms\":");
-        out.extend_from_slice(itoa(self.elapsed_ms).as_bytes());
+        out.extend_from_slice(num.format(self.elapsed_ms).as_bytes());
         match self.detail {
             Detail::None => {}
-            Detail::Fraction(f) => {
-                out.extend_from_slice(b",\"fraction\":");
-                out.extend_from_slice(f.to_string().as_bytes());
-            }
+            Detail::Fraction(f) => write!(out, ",\"fraction\":{f}").expect("writing to a Vec"),
             Detail::Level(l) => {
                 out.extend_from_slice(b",\"level\":");
-                out.extend_from_slice(itoa(l as i64).as_bytes());
+                out.extend_from_slice(num.format(l).as_bytes());
             }
             Detail::Outcome(o) => {
                 out.extend_from_slice(b",\"outcome\":\"");
@@ -176,8 +178,43 @@ impl SlaEvent {
     }
 }
 
-fn itoa(v: i64) -> String {
-    v.to_string()
+fn instant(out: &mut Vec<u8>, key: &[u8], t: Option<Instant>) {
+    out.extend_from_slice(key);
+    match t {
+        Some(t) => {
+            out.push(b'"');
+            out.extend_from_slice(format_into(t, &mut [0; 24]).as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Does a string need JSON escaping?
+fn needs_escape(s: &[u8]) -> bool {
+    s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// Appends `s` as a JSON string.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Turns the text appended since `start` into a JSON string in place.
+fn quote_from(out: &mut Vec<u8>, start: usize) {
+    if needs_escape(&out[start..]) {
+        let text = String::from_utf8(out.split_off(start)).expect("ids are built from UTF-8");
+        string(out, &text);
+    } else {
+        out.insert(start, b'"');
+        out.push(b'"');
+    }
 }
 
 #[cfg(test)]
