@@ -355,10 +355,8 @@ impl<P> Engine<P> {
                 }
             }
             Body::StatusChanged(s) => self.set_status(slot, *s, at, late, out),
-            Body::ComplaintResolved => {
-                self.end_cycle(slot, Slot::Resolution, End::Fulfil, at, late, out);
-                self.set_status(slot, Status::Solved, at, late, out);
-            }
+            // Exactly a status change to solved (which fulfils the resolution clock).
+            Body::ComplaintResolved => self.set_status(slot, Status::Solved, at, late, out),
             Body::ReplySent { public: false, .. } => {}
             Body::ReplySent {
                 author: crate::event::Author::Agent,

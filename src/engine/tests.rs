@@ -828,3 +828,15 @@ fn with_lateness_a_priority_change_after_the_deadline_keeps_the_breach() {
     h.finish(Some("10:00"));
     assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
 }
+
+#[test]
+fn complaint_resolved_cancels_responses_then_fulfils_resolution() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""kind":"complaint""#);
+    h.send("complaint.resolved", "T1", "09:20", "");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 cancelled @09:20 elapsed=20m", "T1 resolution#1 fulfilled @09:20 elapsed=20m met"])
+    );
+    assert_eq!(h.engine.ticket("T1").unwrap().status, Status::Solved);
+}
