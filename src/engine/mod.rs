@@ -335,25 +335,28 @@ impl<P> Engine<P> {
         {
             return Applied::Duplicate;
         }
+        if matches!(ev.body, Body::Created(_)) {
+            let detail = format!("ticket {:?} already exists", ev.ticket_id);
+            return Applied::Rejected(Rejection::new(Reason::DuplicateTicket, detail));
+        }
         if t.status == Status::Closed {
             return Applied::Ignored;
         }
         let late = ev.occurred_at < self.frontier;
         let at = ev.occurred_at;
         let now = at.max(t.applied_at);
-        t.applied_at = now;
+        // Interning can fail (capacity); do it before anything changes.
+        let attrs = match &ev.body {
+            Body::Updated(u) => match self.updated_attrs(slot, u) {
+                Ok(a) => Some(a),
+                Err(r) => return Applied::Rejected(r),
+            },
+            _ => None,
+        };
+        self.tickets.get_mut(slot).applied_at = now;
         match &ev.body {
-            Body::Created(_) => {
-                return Applied::Rejected(Rejection::new(
-                    Reason::DuplicateTicket,
-                    format!("ticket {:?} already exists", ev.ticket_id),
-                ));
-            }
-            Body::Updated(u) => {
-                if let Err(r) = self.update(slot, u, now, out) {
-                    return Applied::Rejected(r);
-                }
-            }
+            Body::Created(_) => unreachable!("rejected above"),
+            Body::Updated(_) => self.update(slot, attrs.expect("computed above"), now, out),
             Body::StatusChanged(s) => self.set_status(slot, *s, at, late, out),
             // Exactly a status change to solved (which fulfils the resolution clock).
             Body::ComplaintResolved => self.set_status(slot, Status::Solved, at, late, out),
@@ -387,16 +390,8 @@ impl<P> Engine<P> {
         Applied::Applied
     }
 
-    /// Applies attribute changes and re-evaluates the running cycles against the policy
-    /// chosen again (SPEC §4).
-    fn update(&mut self, slot: u32, u: &Update, now: Instant, out: &mut Outbox<P>) -> Result<(), Rejection> {
-        // Alerts due in the ticket's own time before the change fire under the old policy
-        // whatever the frontier, so the outcome never depends on other tickets' events.
-        for which in Slot::BOTH {
-            if let Some((policy, target)) = self.target(slot, which) {
-                self.flush_before(slot, which, policy, target, now, out);
-            }
-        }
+    /// The ticket's attributes after `u`.
+    fn updated_attrs(&mut self, slot: u32, u: &Update) -> Result<Attrs, Rejection> {
         let mut a = self.tickets.get(slot).attrs();
         a.priority = u.priority.unwrap_or(a.priority);
         a.channel = u.channel.unwrap_or(a.channel);
@@ -409,6 +404,19 @@ impl<P> Engine<P> {
         }
         if let Some(tags) = &u.tags {
             a.tags = self.rules.tag_mask(tags.iter().map(CompactString::as_str));
+        }
+        Ok(a)
+    }
+
+    /// Applies new attributes and re-evaluates the running cycles against the policy chosen
+    /// again (SPEC §4).
+    fn update(&mut self, slot: u32, a: Attrs, now: Instant, out: &mut Outbox<P>) {
+        // Alerts due in the ticket's own time before the change fire under the old policy
+        // whatever the frontier, so the outcome never depends on other tickets' events.
+        for which in Slot::BOTH {
+            if let Some((policy, target)) = self.target(slot, which) {
+                self.flush_before(slot, which, policy, target, now, out);
+            }
         }
         let policy = self.select(&a);
         let t = self.tickets.get_mut(slot);
@@ -426,7 +434,6 @@ impl<P> Engine<P> {
         for which in Slot::BOTH {
             self.reevaluate(slot, which, out);
         }
-        Ok(())
     }
 
     /// Recomputed alerts below the frontier: a breach not yet emitted is emitted at once

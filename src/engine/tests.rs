@@ -351,6 +351,8 @@ fn closed_is_final_and_later_events_are_ignored_and_counted() {
         Applied::Ignored
     );
     assert_eq!(h.engine.stats.ignored, 2);
+    let again = h.send("ticket.created", "T1", "10:30", r#""priority":"high","channel":"chat""#);
+    assert!(matches!(again, Applied::Rejected(r) if r.reason == Reason::DuplicateTicket));
     assert!(h.take().is_empty());
 }
 
@@ -836,7 +838,10 @@ fn complaint_resolved_cancels_responses_then_fulfils_resolution() {
     h.send("complaint.resolved", "T1", "09:20", "");
     assert_eq!(
         h.take(),
-        lines(&["T1 first_response#1 cancelled @09:20 elapsed=20m", "T1 resolution#1 fulfilled @09:20 elapsed=20m met"])
+        lines(&[
+            "T1 first_response#1 cancelled @09:20 elapsed=20m",
+            "T1 resolution#1 fulfilled @09:20 elapsed=20m met"
+        ])
     );
     assert_eq!(h.engine.ticket("T1").unwrap().status, Status::Solved);
 }
