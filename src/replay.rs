@@ -396,7 +396,7 @@ impl Progress {
     }
 
     fn tick(&mut self, lines: u64) {
-        if !self.enabled || lines % 65_536 != 0 || self.last.elapsed() < Duration::from_secs(1) {
+        if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last = WallInstant::now();
