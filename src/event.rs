@@ -192,18 +192,6 @@ pub struct Update {
     pub tags: Option<Vec<CompactString>>,
 }
 
-impl Body {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Body::Created(_) => "ticket.created",
-            Body::Updated(_) => "ticket.updated",
-            Body::StatusChanged(_) => "ticket.status_changed",
-            Body::ReplySent { .. } => "reply.sent",
-            Body::ComplaintResolved => "complaint.resolved",
-        }
-    }
-}
-
 /// Decodes and validates one message. `max_bytes` is the `too_large` limit.
 pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
     if bytes.len() > max_bytes {

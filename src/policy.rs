@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use crate::calendar::Calendar;
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
-use crate::time::Instant;
 
 /// The `[engine]` section, in milliseconds and counts.
 #[derive(Debug, Clone)]
@@ -159,11 +158,6 @@ impl Rules {
         tags.into_iter()
             .filter_map(|t| self.tag_bits.get(t))
             .fold(0, |acc, bit| acc | 1 << bit)
-    }
-
-    /// Is `t` beyond what any calendar can express (see [`crate::calendar::RANGE_END`])?
-    pub fn in_range(t: Instant) -> bool {
-        (crate::calendar::RANGE_START..crate::calendar::RANGE_END).contains(&t)
     }
 }
 

@@ -14,6 +14,7 @@
 //! - a cycle's end first emits its alerts due before the end, so a fulfilment's outcome never
 //!   depends on how far the frontier happened to be (see docs/SEMANTICS.md).
 
+mod alerts;
 mod index;
 mod orphans;
 mod output;
@@ -32,12 +33,12 @@ use compact_str::CompactString;
 use thin_vec::ThinVec;
 
 use crate::event::{Body, Created, Event, Reason, Rejection, Status, Update};
-use crate::policy::{Attrs, Policy, Rules};
+use crate::policy::{Attrs, Rules};
 use crate::time::Instant;
 use index::DueIndex;
 use orphans::Orphans;
 use ticket::{NEVER, NO_POLICY, Tickets};
-use timeline::{Alert, next_alert, schedule};
+use timeline::Alert;
 
 /// What became of one input event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,18 +161,9 @@ impl<P> Engine<P> {
         }
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
     /// The frontier F (`Instant::MIN` before the first event).
     pub fn frontier(&self) -> Instant {
         self.frontier
-    }
-
-    /// The largest `occurred_at` seen.
-    pub fn max_seen(&self) -> Instant {
-        self.max_seen
     }
 
     pub fn open_tickets(&self) -> usize {
@@ -436,34 +428,6 @@ impl<P> Engine<P> {
         }
     }
 
-    /// Recomputed alerts below the frontier: a breach not yet emitted is emitted at once
-    /// (at the recomputed deadline); warnings and escalations are skipped.
-    fn reevaluate(&mut self, slot: u32, which: Slot, out: &mut Outbox<P>) {
-        let rules = self.rules.clone();
-        let Some((policy, target)) = self.target(slot, which) else {
-            return;
-        };
-        if !self.tickets.get(slot).cycle(which).running() {
-            return;
-        }
-        let policy = &rules.policies[policy];
-        for alert in schedule(policy) {
-            let t = self.tickets.get(slot);
-            if alert.is_done(t.cycle(which)) {
-                continue;
-            }
-            match self.instant_of(slot, which, policy, target, alert) {
-                Some(at) if at < self.frontier => {
-                    if alert == Alert::Breach {
-                        self.emit_alert(slot, which, alert, at, out);
-                    }
-                    alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
-                }
-                _ => break,
-            }
-        }
-    }
-
     fn set_status(&mut self, slot: u32, status: Status, at: Instant, late: bool, out: &mut Outbox<P>) {
         let t = self.tickets.get(slot);
         let old = t.status;
@@ -541,206 +505,6 @@ impl<P> Engine<P> {
             None,
             out,
         );
-    }
-
-    /// Emits the alerts of a running cycle that fall due before `end`.
-    fn flush_before(&mut self, slot: u32, which: Slot, policy: usize, target: i64, end: Instant, out: &mut Outbox<P>) {
-        if !self.tickets.get(slot).cycle(which).running() {
-            return;
-        }
-        let rules = self.rules.clone();
-        let policy = &rules.policies[policy];
-        while let Some(alert) = next_alert(policy, self.tickets.get(slot).cycle(which)) {
-            match self.instant_of(slot, which, policy, target, alert) {
-                Some(at) if at < end => {
-                    self.emit_alert(slot, which, alert, at, out);
-                    alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
-                }
-                _ => break,
-            }
-        }
-    }
-
-    /// The ticket's policy and the target of the cycle in `which`, if it has one.
-    fn target(&self, slot: u32, which: Slot) -> Option<(usize, i64)> {
-        let t = self.tickets.get(slot);
-        let p = t.policy()?;
-        Some((p, self.rules.policies[p].target(t.clock(which), t.priority)?))
-    }
-
-    fn timeline(t: &Ticket, which: Slot) -> Timeline<'_> {
-        match which {
-            Slot::Response => Timeline {
-                start: t.response.start,
-                pauses: &[],
-                paused_since: NEVER,
-            },
-            Slot::Resolution => Timeline {
-                start: t.resolution.start,
-                pauses: &t.pauses,
-                paused_since: t.paused_since,
-            },
-        }
-    }
-
-    fn instant_of(&self, slot: u32, which: Slot, policy: &Policy, target: i64, alert: Alert) -> Option<Instant> {
-        let t = self.tickets.get(slot);
-        let cal = &self.rules.calendars[policy.calendar].calendar;
-        Self::timeline(t, which).instant_at(cal, alert.threshold(policy, target))
-    }
-
-    /// Recomputes the ticket's next due instant and moves its index entry.
-    fn reschedule(&mut self, slot: u32) {
-        self.set_due(slot, self.next_due(slot));
-    }
-
-    fn set_due(&mut self, slot: u32, due: Instant) {
-        let t = self.tickets.get_mut(slot);
-        if t.due == due {
-            return;
-        }
-        self.scheduled = self.scheduled + usize::from(due != NEVER) - usize::from(t.due != NEVER);
-        t.due = due;
-        if due != NEVER {
-            let tickets = &self.tickets;
-            self.index
-                .push(due, slot, self.scheduled, |d, s| tickets.get(s).due == d);
-        }
-    }
-
-    fn next_due(&self, slot: u32) -> Instant {
-        let t = self.tickets.get(slot);
-        let mut due = NEVER;
-        for which in Slot::BOTH {
-            if let Some(at) = self.next_alert_at(slot, which) {
-                due = due.min(at.1);
-            }
-        }
-        due.min(self.forget_at(t))
-    }
-
-    /// When a solved or closed ticket is forgotten (`ticket_retention` after its last event).
-    fn forget_at(&self, t: &Ticket) -> Instant {
-        match t.status {
-            Status::Solved | Status::Closed => t.applied_at.saturating_add(self.rules.engine.ticket_retention),
-            _ => NEVER,
-        }
-    }
-
-    /// The next alert of the running cycle in `which` and its instant.
-    fn next_alert_at(&self, slot: u32, which: Slot) -> Option<(Alert, Instant)> {
-        let t = self.tickets.get(slot);
-        let c = t.cycle(which);
-        if !c.running() {
-            return None;
-        }
-        let (p, target) = self.target(slot, which)?;
-        let policy = &self.rules.policies[p];
-        let alert = next_alert(policy, c)?;
-        Some((alert, self.instant_of(slot, which, policy, target, alert)?))
-    }
-
-    /// Emits every alert due below the frontier, in contract order.
-    fn emit_due(&mut self, out: &mut Outbox<P>) {
-        while let Some((at, _)) = self.index.peek()
-            && at < self.frontier
-        {
-            let mut batch = std::mem::take(&mut self.batch);
-            while let Some((due, slot)) = self.index.peek()
-                && due == at
-            {
-                self.index.pop();
-                // Overlap the next entry's cache miss with this one's.
-                if let Some((_, next)) = self.index.peek() {
-                    self.tickets.prefetch_slot(next);
-                }
-                let t = self.tickets.get_mut(slot);
-                // Entries left behind by rescheduling no longer match their ticket.
-                if t.due == at {
-                    t.due = NEVER;
-                    self.scheduled -= 1;
-                    batch.push(slot);
-                }
-            }
-            batch.sort_unstable_by(|&a, &b| self.tickets.get(a).id.cmp(&self.tickets.get(b).id));
-            for &slot in &batch {
-                self.fire(slot, at, out);
-            }
-            batch.clear();
-            self.batch = batch;
-        }
-    }
-
-    /// Emits the ticket's alerts at instant `at`, or forgets it when its retention is over.
-    fn fire(&mut self, slot: u32, at: Instant, out: &mut Outbox<P>) {
-        let mut due = NEVER;
-        for which in Slot::BOTH {
-            while let Some((alert, when)) = self.next_alert_at(slot, which) {
-                if when > at {
-                    due = due.min(when);
-                    break;
-                }
-                self.emit_alert(slot, which, alert, when, out);
-                alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
-            }
-        }
-        let forget_at = self.forget_at(self.tickets.get(slot));
-        if forget_at <= at {
-            self.tickets.remove(slot);
-            self.stats.evicted += 1;
-        } else {
-            self.set_due(slot, due.min(forget_at));
-        }
-    }
-
-    fn emit_alert(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
-        let (kind, detail) = match alert {
-            Alert::Warning(w) => (SlaKind::Warning, Detail::Fraction(w.fraction)),
-            Alert::Breach => (SlaKind::Breached, Detail::None),
-            Alert::Escalation(level) => (SlaKind::Escalated, Detail::Level(level)),
-        };
-        self.emit(slot, which, kind, at, detail, Some(alert), out);
-    }
-
-    /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target). For an
-    /// alert, the elapsed time at `at` is its threshold by definition.
-    #[allow(clippy::too_many_arguments)]
-    fn emit(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        kind: SlaKind,
-        at: Instant,
-        detail: Detail,
-        alert: Option<Alert>,
-        out: &mut Outbox<P>,
-    ) {
-        let Some((p, target)) = self.target(slot, which) else {
-            return;
-        };
-        let t = self.tickets.get(slot);
-        let policy = &self.rules.policies[p];
-        let cal = &self.rules.calendars[policy.calendar].calendar;
-        let timeline = Self::timeline(t, which);
-        let c = t.cycle(which);
-        self.stats.sla[kind as usize] += 1;
-        out.sla.push(SlaEvent {
-            kind,
-            ticket_id: t.id.clone(),
-            clock: t.clock(which),
-            cycle: c.number,
-            policy: policy.name.clone(),
-            priority: t.priority,
-            channel: t.channel,
-            ticket_kind: t.kind,
-            group: self.groups.name(t.group).cloned(),
-            started_at: c.start,
-            deadline: timeline.instant_at(cal, target),
-            target_ms: target,
-            at,
-            elapsed_ms: alert.map_or_else(|| timeline.elapsed(cal, at), |a| a.threshold(policy, target)),
-            detail,
-        });
     }
 }
 

@@ -278,7 +278,10 @@ fn paused_cycle_reports_no_deadline_before_reaching_target() {
     h.status("T1", "09:10", "pending");
     h.status("T1", "10:00", "solved");
     let ev = h.out.sla.iter().find(|e| e.clock == Clock::Resolution).unwrap();
-    assert_eq!((ev.kind, ev.deadline, ev.elapsed_ms), (SlaKind::Fulfilled, None, 600_000));
+    assert_eq!(
+        (ev.kind, ev.deadline, ev.elapsed_ms),
+        (SlaKind::Fulfilled, None, 600_000)
+    );
 }
 
 #[test]
