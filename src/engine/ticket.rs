@@ -81,9 +81,9 @@ pub struct Ticket {
     pub id: CompactString,
     /// The latest time applied to this ticket; later events never go back before it.
     pub applied_at: Instant,
-    /// Its key in the deadline index, or [`NEVER`].
+    /// Its key in the deadline index, or `NEVER` (`i64::MAX`).
     pub due: Instant,
-    /// Start of the open pause of the resolution cycle, or [`NEVER`].
+    /// Start of the open pause of the resolution cycle, or `NEVER` (`i64::MAX`).
     pub paused_since: Instant,
     /// Closed pauses of the current resolution cycle, in order.
     pub pauses: ThinVec<(Instant, Instant)>,
@@ -98,7 +98,7 @@ pub struct Ticket {
     pub channel: Channel,
     pub kind: Kind,
     pub status: Status,
-    /// Index of the ticket's policy, or [`NO_POLICY`].
+    /// Index of the ticket's policy, or `NO_POLICY`.
     pub policy: u16,
     pub agent_replied: bool,
     seen_next: u8,

@@ -14,7 +14,7 @@ use crate::time::Instant;
 use super::ticket::{Cycle, NEVER};
 
 /// A cycle's running intervals: from `start`, interrupted by `pauses`, and stopped for now at
-/// `paused_since` unless that is [`NEVER`].
+/// `paused_since` unless that is `NEVER` (`i64::MAX`).
 #[derive(Clone, Copy)]
 pub struct Timeline<'a> {
     pub start: Instant,
