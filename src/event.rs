@@ -2,7 +2,7 @@
 //!
 //! Decoding never fails with an error value: every message either becomes an [`Event`] or a
 //! [`Rejection`] with one reason code of the fixed set and a readable detail. Fields are read
-//! loosely first ([`Loose`]) so that a wrong JSON type is reported as `invalid_field` naming the
+//! loosely first (`Loose`) so that a wrong JSON type is reported as `invalid_field` naming the
 //! field, not as a generic parse error; fields irrelevant to the event's type are ignored.
 
 use std::borrow::Cow;
