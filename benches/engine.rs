@@ -1,6 +1,6 @@
 //! Engine and replay benchmarks; results go to docs/PERFORMANCE.md.
 //!
-//! `cargo bench --bench engine [-- memory|engine|replay]` (default: all three, memory first so
+//! `cargo bench --bench engine [-- memory|engine|replay|calendar]` (default: all, memory first so
 //! its RSS reading is not blurred by the others). Sizes: `SLAWATCH_BENCH_TICKETS` (default
 //! 1,000,000 tickets, about 10 million events). Input is the built-in simulator's realistic
 //! traffic at a large desk's rate, measured against `config/example.toml` (business-hours
@@ -102,6 +102,36 @@ fn main() {
     if run("replay") {
         replay_end_to_end(tickets);
     }
+    if run("calendar") {
+        calendar();
+    }
+}
+
+/// `between` and `add` on the example's office calendar, random instants within a year.
+fn calendar() {
+    let started = Instant::now();
+    let rules = rules();
+    let office = &rules.calendars.iter().find(|c| &*c.name == "berlin-office").expect("example calendar").calendar;
+    println!("\n## calendar: built in {:.1} ms (with the rest of the configuration)", started.elapsed().as_secs_f64() * 1e3);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let year = 365 * 86_400_000u64;
+    let pairs: Vec<(i64, i64)> = (0..1_000_000)
+        .map(|_| (1_767_600_000_000 + (next() % year) as i64, (next() % (40 * 3_600_000)) as i64))
+        .collect();
+    let started = Instant::now();
+    let sum: i64 = pairs.iter().map(|&(a, d)| office.between(a, a + d)).sum();
+    let between = started.elapsed().as_nanos() as f64 / pairs.len() as f64;
+    let started = Instant::now();
+    let last: i64 = pairs.iter().filter_map(|&(a, d)| office.add(a, d)).fold(0, |acc, t| acc ^ t);
+    let add = started.elapsed().as_nanos() as f64 / pairs.len() as f64;
+    std::hint::black_box((sum, last));
+    println!("between: {between:.0} ns, add: {add:.0} ns (durations up to 40 business hours)");
 }
 
 fn cpu_model() -> String {
