@@ -111,8 +111,16 @@ fn main() {
 fn calendar() {
     let started = Instant::now();
     let rules = rules();
-    let office = &rules.calendars.iter().find(|c| &*c.name == "berlin-office").expect("example calendar").calendar;
-    println!("\n## calendar: built in {:.1} ms (with the rest of the configuration)", started.elapsed().as_secs_f64() * 1e3);
+    let office = &rules
+        .calendars
+        .iter()
+        .find(|c| &*c.name == "berlin-office")
+        .expect("example calendar")
+        .calendar;
+    println!(
+        "\n## calendar: built in {:.1} ms (with the rest of the configuration)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         x ^= x << 13;
@@ -122,13 +130,21 @@ fn calendar() {
     };
     let year = 365 * 86_400_000u64;
     let pairs: Vec<(i64, i64)> = (0..1_000_000)
-        .map(|_| (1_767_600_000_000 + (next() % year) as i64, (next() % (40 * 3_600_000)) as i64))
+        .map(|_| {
+            (
+                1_767_600_000_000 + (next() % year) as i64,
+                (next() % (40 * 3_600_000)) as i64,
+            )
+        })
         .collect();
     let started = Instant::now();
     let sum: i64 = pairs.iter().map(|&(a, d)| office.between(a, a + d)).sum();
     let between = started.elapsed().as_nanos() as f64 / pairs.len() as f64;
     let started = Instant::now();
-    let last: i64 = pairs.iter().filter_map(|&(a, d)| office.add(a, d)).fold(0, |acc, t| acc ^ t);
+    let last: i64 = pairs
+        .iter()
+        .filter_map(|&(a, d)| office.add(a, d))
+        .fold(0, |acc, t| acc ^ t);
     let add = started.elapsed().as_nanos() as f64 / pairs.len() as f64;
     std::hint::black_box((sum, last));
     println!("between: {between:.0} ns, add: {add:.0} ns (durations up to 40 business hours)");

@@ -340,10 +340,7 @@ fn missing(field: &str) -> Rejection {
 
 /// A required string field.
 fn required<'v>(field: &str, v: &'v Loose) -> Result<&'v str, Rejection> {
-    match v {
-        Loose::Absent => Err(missing(field)),
-        _ => optional(field, v)?.ok_or_else(|| invalid(field, "must be a string, got null")),
-    }
+    optional(field, v)?.ok_or_else(|| missing(field))
 }
 
 /// An optional string field; null counts as absent.
@@ -372,7 +369,7 @@ fn word<T: Vocabulary>(field: &str, s: &str) -> Result<T, Rejection> {
 impl Wire<'_> {
     fn validate(&self) -> Result<Event, Rejection> {
         let type_name = match &self.kind_of_event {
-            Loose::Absent => return Err(missing("type")),
+            Loose::Absent | Loose::Null => return Err(missing("type")),
             Loose::Str(s) => s.as_ref(),
             other => {
                 return Err(invalid(
@@ -590,6 +587,11 @@ mod tests {
     #[test]
     fn dead_letter_reason_missing_field() {
         assert_eq!(reason(r#"{"ticket_id":"T1"}"#), Reason::MissingField);
+        assert_eq!(reason(r#"{"type":null,"ticket_id":"T1"}"#), Reason::MissingField);
+        assert_eq!(
+            reason(&format!(r#"{{"type":"reply.sent",{T},"author":null}}"#)),
+            Reason::MissingField
+        );
         assert_eq!(
             reason(r#"{"type":"reply.sent","occurred_at":"2026-11-24T10:00:00Z","author":"agent"}"#),
             Reason::MissingField

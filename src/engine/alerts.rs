@@ -38,29 +38,22 @@ impl<P> Engine<P> {
         }
     }
 
-    /// Emits the alerts of a running cycle that fall due before `end`.
-    pub(super) fn flush_before(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        policy: usize,
-        target: i64,
-        end: Instant,
-        out: &mut Outbox<P>,
-    ) {
-        if !self.tickets.get(slot).cycle(which).running() {
-            return;
-        }
-        let rules = self.rules.clone();
-        let policy = &rules.policies[policy];
-        while let Some(alert) = next_alert(policy, self.tickets.get(slot).cycle(which)) {
-            match self.instant_of(slot, which, policy, target, alert) {
-                Some(at) if at < end => {
-                    self.emit_alert(slot, which, alert, at, out);
-                    alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+    /// Emits the pending alerts of the running cycles that fall due before each slot's
+    /// bound (`Instant::MIN`: none), in instant order across the slots.
+    pub(super) fn flush_before(&mut self, slot: u32, bounds: [Instant; 2], out: &mut Outbox<P>) {
+        loop {
+            let mut first: Option<(Instant, Slot, Alert)> = None;
+            for (which, bound) in Slot::BOTH.into_iter().zip(bounds) {
+                if let Some((alert, at)) = self.next_alert_at(slot, which)
+                    && at < bound
+                    && first.is_none_or(|(earliest, ..)| at < earliest)
+                {
+                    first = Some((at, which, alert));
                 }
-                _ => break,
             }
+            let Some((at, which, alert)) = first else { return };
+            self.emit_alert(slot, which, alert, at, out);
+            alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
         }
     }
 

@@ -266,9 +266,7 @@ impl<P> Engine<P> {
         };
         let at = ev.occurred_at;
         let mut ticket = Ticket::new(ev.ticket_id.clone(), at, attrs, Status::New);
-        if let Some(id) = &ev.event_id {
-            ticket.remember(id);
-        }
+        ticket.remember(ev.event_id.as_deref());
         ticket.policy = self.select(&attrs);
         if ticket.policy == NO_POLICY {
             self.stats.unmatched += 1;
@@ -279,6 +277,9 @@ impl<P> Engine<P> {
             ticket.response = Cycle::started(at, 1, 0);
         }
         ticket.resolution = Cycle::started(at, 1, 0);
+        if self.rules.pause_of(ticket.policy()) & status_bit(Status::New) != 0 {
+            ticket.paused_since = at;
+        }
         let slot = self.tickets.insert(ticket);
         if c.status != Status::New {
             let late = at < self.frontier;
@@ -322,9 +323,7 @@ impl<P> Engine<P> {
 
     fn apply_known(&mut self, slot: u32, ev: &Event, out: &mut Outbox<P>) -> Applied {
         let t = self.tickets.get_mut(slot);
-        if let Some(id) = &ev.event_id
-            && !t.remember(id)
-        {
+        if ev.event_id.as_deref().is_some_and(|id| t.has_seen(id)) {
             return Applied::Duplicate;
         }
         if matches!(ev.body, Body::Created(_)) {
@@ -332,6 +331,7 @@ impl<P> Engine<P> {
             return Applied::Rejected(Rejection::new(Reason::DuplicateTicket, detail));
         }
         if t.status == Status::Closed {
+            t.remember(ev.event_id.as_deref());
             return Applied::Ignored;
         }
         let late = ev.occurred_at < self.frontier;
@@ -345,7 +345,9 @@ impl<P> Engine<P> {
             },
             _ => None,
         };
-        self.tickets.get_mut(slot).applied_at = now;
+        let t = self.tickets.get_mut(slot);
+        t.remember(ev.event_id.as_deref());
+        t.applied_at = now;
         match &ev.body {
             Body::Created(_) => unreachable!("rejected above"),
             Body::Updated(_) => self.update(slot, attrs.expect("computed above"), now, out),
@@ -357,6 +359,8 @@ impl<P> Engine<P> {
                 author: crate::event::Author::Agent,
                 public: true,
             } => {
+                let end = self.end_time(slot, Slot::Response, at, late);
+                self.flush_before(slot, [end, Instant::MIN], out);
                 self.end_cycle(slot, Slot::Response, End::Fulfil, at, late, out);
                 self.tickets.get_mut(slot).agent_replied = true;
             }
@@ -405,11 +409,7 @@ impl<P> Engine<P> {
     fn update(&mut self, slot: u32, a: Attrs, now: Instant, out: &mut Outbox<P>) {
         // Alerts due in the ticket's own time before the change fire under the old policy
         // whatever the frontier, so the outcome never depends on other tickets' events.
-        for which in Slot::BOTH {
-            if let Some((policy, target)) = self.target(slot, which) {
-                self.flush_before(slot, which, policy, target, now, out);
-            }
-        }
+        self.flush_before(slot, [now, now], out);
         let policy = self.select(&a);
         let t = self.tickets.get_mut(slot);
         t.set_attrs(a);
@@ -437,6 +437,8 @@ impl<P> Engine<P> {
         let now = t.applied_at;
         match status {
             Status::Solved | Status::Closed => {
+                let ends = Slot::BOTH.map(|which| self.end_time(slot, which, at, late));
+                self.flush_before(slot, ends, out);
                 self.end_cycle(slot, Slot::Response, End::Cancel, at, late, out);
                 self.end_cycle(slot, Slot::Resolution, End::Fulfil, at, late, out);
             }
@@ -461,18 +463,27 @@ impl<P> Engine<P> {
         self.tickets.get_mut(slot).status = status;
     }
 
-    /// Ends the running cycle in `which` at `at` (no earlier than its start): fulfils the
-    /// resolution and any cycle an event answers, cancels response cycles on solve.
-    fn end_cycle(&mut self, slot: u32, which: Slot, end: End, at: Instant, late: bool, out: &mut Outbox<P>) {
-        let c = *self.tickets.get(slot).cycle(which);
+    /// When an event occurring at `at` ends the cycle in `which`: a late event at its own
+    /// time, any other at the ticket's time (SPEC §6), never before the cycle started.
+    /// `Instant::MIN` if the cycle is not running.
+    fn end_time(&self, slot: u32, which: Slot, at: Instant, late: bool) -> Instant {
+        let t = self.tickets.get(slot);
+        let c = t.cycle(which);
         if !c.running() {
+            return Instant::MIN;
+        }
+        if late { at } else { t.applied_at }.max(c.start)
+    }
+
+    /// Ends the running cycle in `which` (see [`Engine::end_time`]): fulfils the resolution
+    /// and any cycle an event answers, cancels response cycles on solve. The caller has
+    /// flushed the alerts due before the end.
+    fn end_cycle(&mut self, slot: u32, which: Slot, end: End, at: Instant, late: bool, out: &mut Outbox<P>) {
+        if !self.tickets.get(slot).cycle(which).running() {
             return;
         }
-        let end_at = at.max(c.start);
+        let end_at = self.end_time(slot, which, at, late);
         let target = self.target(slot, which);
-        if let Some((policy, target)) = target {
-            self.flush_before(slot, which, policy, target, end_at, out);
-        }
         let c = self.tickets.get_mut(slot).cycle_mut(which);
         c.flags &= !Cycle::RUNNING;
         let Some((policy, target)) = target else {

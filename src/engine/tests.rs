@@ -841,3 +841,66 @@ fn complaint_resolved_cancels_responses_then_fulfils_resolution() {
     );
     assert_eq!(h.engine.ticket("T1").unwrap().status, Status::Solved);
 }
+
+#[test]
+fn new_in_pause_statuses_pauses_from_creation() {
+    let config = "[[policy]]\nname = \"p\"\npause_statuses = [\"new\"]\n[policy.targets.resolution]\nhigh = \"1h\"\n";
+    let mut h = Harness::new(config);
+    h.create("T1", "10:00", "high", "");
+    h.status("T1", "10:30", "open");
+    h.status("T1", "11:00", "solved");
+    assert_eq!(h.take(), lines(&["T1 resolution#1 fulfilled @11 elapsed=30m met"]));
+}
+
+#[test]
+fn an_event_behind_its_tickets_time_but_not_late_ends_cycles_at_ticket_time() {
+    let config = format!("[engine]\nallowed_lateness = \"30m\"\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    h.create("T1", "10:00", "high", "");
+    h.send("ticket.updated", "T1", "10:20", r#""group":"g""#);
+    // F = 09:50: not late, so applied at T1's time, 10:20.
+    h.reply("T1", "10:10", "agent");
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 fulfilled @10:20 elapsed=20m met"])
+    );
+}
+
+#[test]
+fn alerts_due_before_a_change_are_emitted_in_instant_order() {
+    let config = r#"
+        [engine]
+        allowed_lateness = "30m"
+        [[policy]]
+        name = "p"
+        [policy.targets.first_response]
+        high = "10m"
+        [policy.targets.resolution]
+        high = "5m"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "10:00", "high", "");
+    h.send("ticket.updated", "T1", "10:20", r#""group":"g""#);
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 resolution#1 breached @10:05 elapsed=5m",
+            "T1 first_response#1 breached @10:10 elapsed=10m"
+        ])
+    );
+}
+
+#[test]
+fn a_rejected_events_id_is_not_remembered() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "09:00", "high", r#""event_id":"e1""#);
+    let bad = r#""priority":"high","channel":"chat","event_id":"x1""#;
+    assert!(matches!(
+        h.send("ticket.created", "T1", "09:01", bad),
+        Applied::Rejected(_)
+    ));
+    assert!(
+        matches!(h.send("ticket.created", "T1", "09:02", bad), Applied::Rejected(_)),
+        "a retry is rejected again"
+    );
+}

@@ -176,16 +176,17 @@ impl Ticket {
         self.paused_since != NEVER
     }
 
-    /// Records `event_id`; false if it is among the last ones seen (a duplicate).
-    pub fn remember(&mut self, event_id: &str) -> bool {
-        // Never 0, so an empty ring slot cannot match.
-        let fp = (xxh3_64(event_id.as_bytes()) >> 32) as u32 | 1;
-        if self.seen.contains(&fp) {
-            return false;
+    /// Is `event_id` among the last ones recorded (a duplicate)?
+    pub fn has_seen(&self, event_id: &str) -> bool {
+        self.seen.contains(&fingerprint(event_id))
+    }
+
+    /// Records the event id of an event applied to (or ignored by) this ticket.
+    pub fn remember(&mut self, event_id: Option<&str>) {
+        if let Some(id) = event_id {
+            self.seen[self.seen_next as usize] = fingerprint(id);
+            self.seen_next = (self.seen_next + 1) % self.seen.len() as u8;
         }
-        self.seen[self.seen_next as usize] = fp;
-        self.seen_next = (self.seen_next + 1) % self.seen.len() as u8;
-        true
     }
 
     pub fn end_pause(&mut self, at: Instant) {
@@ -194,6 +195,11 @@ impl Ticket {
             self.paused_since = NEVER;
         }
     }
+}
+
+/// 32 bits of the id's hash, never 0 (so an empty ring slot cannot match).
+fn fingerprint(event_id: &str) -> u32 {
+    (xxh3_64(event_id.as_bytes()) >> 32) as u32 | 1
 }
 
 /// Tickets by id: a slab of records plus a table of slot numbers.
@@ -294,11 +300,12 @@ mod tests {
         };
         let mut t = Ticket::new("T".into(), 0, attrs, Status::New);
         for id in ["a", "b", "c", "d"] {
-            assert!(t.remember(id));
+            assert!(!t.has_seen(id));
+            t.remember(Some(id));
         }
-        assert!(!t.remember("a"));
-        assert!(t.remember("e"));
-        assert!(t.remember("a"), "only the last four are kept");
+        assert!(t.has_seen("a"));
+        t.remember(Some("e"));
+        assert!(!t.has_seen("a"), "only the last four are kept");
     }
 
     #[test]
