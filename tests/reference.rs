@@ -157,3 +157,30 @@ fn simulated_stream_with_lateness_matches_reference() {
     compare("simulated-lateness", &config, &input, None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Many small random configurations and streams (`tests/reference/cases.py`), dense in the
+/// corner cases: business hours across a DST change, pauses, reopens, re-selected policies,
+/// late and out-of-order events, duplicates, orphans, retention.
+#[test]
+fn random_small_cases_match_reference() {
+    let dir = tmp_dir("random");
+    run(
+        Command::new("python3")
+            .arg(Path::new(ROOT).join("tests/reference/cases.py"))
+            .args(["--seed", "1", "--count", "150", "--out"])
+            .arg(&dir),
+        "python3 cases.py",
+    );
+    for seed in 1..=150 {
+        let case = dir.join(seed.to_string());
+        let until = std::fs::read_to_string(case.join("until")).unwrap();
+        let until = (!until.is_empty()).then_some(until.as_str());
+        compare(
+            &format!("random-{seed}"),
+            &case.join("config.toml"),
+            &case.join("events.ndjson"),
+            until,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
