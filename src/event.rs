@@ -209,6 +209,20 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
     wire.validate()
 }
 
+/// Live mode: an event stamped more than `max_skew` after the wall clock's `now` is
+/// `future_timestamp`, so that a producer's broken clock cannot drag the frontier ahead and
+/// fire alerts early. (Replay has no wall clock and skips this check.)
+pub fn check_clock_skew(ev: &Event, now: Instant, max_skew: i64) -> Result<(), Rejection> {
+    if ev.occurred_at > now.saturating_add(max_skew) {
+        let ahead = (ev.occurred_at - now) / 1000;
+        return Err(Rejection::new(
+            Reason::FutureTimestamp,
+            format!("occurred_at is {ahead} s ahead of the wall clock (max_clock_skew {} s)", max_skew / 1000),
+        ));
+    }
+    Ok(())
+}
+
 /// Every field read without type expectations, so validation can name the offending field.
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -642,6 +656,14 @@ mod tests {
             "x".repeat(100)
         );
         assert_eq!(decode(big.as_bytes(), 64).unwrap_err().reason, Reason::TooLarge);
+    }
+
+    #[test]
+    fn dead_letter_reason_future_timestamp() {
+        let ev = decode(format!(r#"{{"type":"complaint.resolved",{T}}}"#).as_bytes(), 1 << 16).unwrap();
+        let now = ev.occurred_at - 300_000;
+        assert_eq!(check_clock_skew(&ev, now, 300_000), Ok(()), "exactly max_clock_skew ahead is accepted");
+        assert_eq!(check_clock_skew(&ev, now - 1, 300_000).unwrap_err().reason, Reason::FutureTimestamp);
     }
 
     #[test]
