@@ -280,11 +280,18 @@ fn replay_end_to_end(tickets: u64) {
         }
     }
     let rate = |secs: f64| lines as f64 / secs / 1e6;
-    println!("serde_json parse only:     {:.2} M events/s ({parse:.2} s)", rate(parse));
+    println!(
+        "serde_json parse only:     {:.2} M events/s ({parse:.2} s)",
+        rate(parse)
+    );
     println!("slawatch decode only:      {:.2} M events/s ({ours:.2} s)", rate(ours));
     for (secs, output) in replays.iter().zip(&targets) {
         let ratio = parse / secs * 100.0;
-        println!("replay to {:<16} {:.2} M events/s ({secs:.2} s): {ratio:.0}% of serde", output.display(), rate(*secs));
+        println!(
+            "replay to {:<16} {:.2} M events/s ({secs:.2} s): {ratio:.0}% of serde",
+            output.display(),
+            rate(*secs)
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -217,7 +217,10 @@ pub fn check_clock_skew(ev: &Event, now: Instant, max_skew: i64) -> Result<(), R
         let ahead = (ev.occurred_at - now) / 1000;
         return Err(Rejection::new(
             Reason::FutureTimestamp,
-            format!("occurred_at is {ahead} s ahead of the wall clock (max_clock_skew {} s)", max_skew / 1000),
+            format!(
+                "occurred_at is {ahead} s ahead of the wall clock (max_clock_skew {} s)",
+                max_skew / 1000
+            ),
         ));
     }
     Ok(())
@@ -662,8 +665,15 @@ mod tests {
     fn dead_letter_reason_future_timestamp() {
         let ev = decode(format!(r#"{{"type":"complaint.resolved",{T}}}"#).as_bytes(), 1 << 16).unwrap();
         let now = ev.occurred_at - 300_000;
-        assert_eq!(check_clock_skew(&ev, now, 300_000), Ok(()), "exactly max_clock_skew ahead is accepted");
-        assert_eq!(check_clock_skew(&ev, now - 1, 300_000).unwrap_err().reason, Reason::FutureTimestamp);
+        assert_eq!(
+            check_clock_skew(&ev, now, 300_000),
+            Ok(()),
+            "exactly max_clock_skew ahead is accepted"
+        );
+        assert_eq!(
+            check_clock_skew(&ev, now - 1, 300_000).unwrap_err().reason,
+            Reason::FutureTimestamp
+        );
     }
 
     #[test]

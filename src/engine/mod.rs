@@ -24,7 +24,6 @@ mod timeline;
 
 pub use output::{Detail, Outcome, SlaEvent, SlaKind};
 pub use ticket::{Cycle, Slot, Ticket};
-pub use timeline::Timeline;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use thin_vec::ThinVec;
 
-use crate::event::{Body, Created, Event, Reason, Rejection, Status, Update};
+use crate::event::{Author, Body, Created, Event, Reason, Rejection, Status, Update};
 use crate::policy::{Attrs, Rules};
 use crate::time::Instant;
 use index::DueIndex;
@@ -54,7 +53,7 @@ pub enum Applied {
     Rejected(Rejection),
 }
 
-/// A held event that expired, with what the caller attached to it.
+/// A record to dead-letter, with what the caller attached to it (see [`Engine::handle`]).
 #[derive(Debug)]
 pub struct DeadLetter<P> {
     pub payload: P,
@@ -356,7 +355,7 @@ impl<P> Engine<P> {
             Body::ComplaintResolved => self.set_status(slot, Status::Solved, at, late, out),
             Body::ReplySent { public: false, .. } => {}
             Body::ReplySent {
-                author: crate::event::Author::Agent,
+                author: Author::Agent,
                 public: true,
             } => {
                 let end = self.end_time(slot, Slot::Response, at, late);
@@ -365,7 +364,7 @@ impl<P> Engine<P> {
                 self.tickets.get_mut(slot).agent_replied = true;
             }
             Body::ReplySent {
-                author: crate::event::Author::Customer,
+                author: Author::Customer,
                 public: true,
             } => {
                 if self.tickets.get(slot).status == Status::Solved {
