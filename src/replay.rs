@@ -95,7 +95,6 @@ const BATCH_LINES: usize = 4096;
 const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Decoded input lines, their text kept in one buffer.
-#[derive(Default)]
 struct Batch {
     text: Vec<u8>,
     lines: Vec<Decoded>,
@@ -152,7 +151,10 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
         let writer = scope.spawn(move || write_outputs(out_rx, output, dead_out, progress));
         let mut last_line = 0;
         for batch in batch_rx {
-            let mut outbox = Outbox::default();
+            let mut outbox = Outbox {
+                sla: Vec::with_capacity(BATCH_LINES),
+                dead: Vec::new(),
+            };
             apply(&mut engine, &batch, &mut outbox);
             last_line = batch.last_line;
             let emitted = Emitted {
@@ -193,7 +195,11 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
 fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSender<Batch>) -> io::Result<()> {
     let mut line = 0u64;
     loop {
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            text: Vec::with_capacity(BATCH_LINES * 256),
+            lines: Vec::with_capacity(BATCH_LINES),
+            last_line: 0,
+        };
         let mut at_end = false;
         while batch.lines.len() < BATCH_LINES {
             let start = batch.text.len();
