@@ -165,10 +165,7 @@ impl<P> Engine<P> {
                     batch.push(slot);
                 }
             }
-            // Instants on business-window edges are shared by many tickets: read each id once.
-            if batch.len() > 1 {
-                batch.sort_by_cached_key(|&s| self.tickets.get(s).id.clone());
-            }
+            batch.sort_unstable_by(|&a, &b| self.tickets.get(a).id.cmp(&self.tickets.get(b).id));
             for &slot in &batch {
                 self.fire(slot, at, out);
             }
