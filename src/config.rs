@@ -119,7 +119,7 @@ pub struct MatchSection {
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 /// Limits that keep per-ticket state compact (see docs/CONFIGURATION.md).
-const MAX_FRACTIONS: usize = 32;
+const MAX_FRACTIONS: usize = 16;
 const MAX_TAGS_ANY: usize = 64;
 const MAX_ESCALATIONS: usize = 8;
 
@@ -440,7 +440,7 @@ impl PolicySection {
                 });
                 warnings.push(Warning {
                     fraction: f,
-                    bit: bit.min(31) as u8,
+                    bit: bit.min(MAX_FRACTIONS - 1) as u8,
                 });
             }
         }
@@ -606,6 +606,20 @@ mod tests {
                 "missing {expected:?} in {p:#?}"
             );
         }
+    }
+
+    #[test]
+    fn distinct_fractions_are_limited_to_what_a_cycle_records() {
+        let policy = |i: usize| format!("[[policy]]\nname = \"p{i}\"\nwarn_at = [{}]\n", (i + 1) as f64 / 100.0);
+        let ok: String = (0..MAX_FRACTIONS).map(policy).collect();
+        assert!(from_toml(&ok).is_ok());
+        let too_many: String = (0..=MAX_FRACTIONS).map(policy).collect();
+        assert_eq!(
+            problems(&too_many),
+            vec![format!(
+                "policy[*].warn_at: more than {MAX_FRACTIONS} distinct fractions across all policies"
+            )]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use base64::Engine as _;
 
-use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaEvent, SlaKind};
+use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaKind};
 use crate::event::{Event, Reason, Rejection, decode};
 use crate::policy::Rules;
 use crate::time::{Instant, Rfc3339};
@@ -108,10 +108,9 @@ struct Decoded {
     event: Result<Event, Rejection>,
 }
 
-/// What the engine emitted for one batch.
+/// What the engine emitted for one batch, and the batch's last line (for progress).
 struct Emitted {
-    sla: Vec<SlaEvent>,
-    dead: Vec<DeadLetter<Origin>>,
+    outbox: Outbox<Origin>,
     last_line: u64,
 }
 
@@ -122,8 +121,10 @@ struct Emitted {
 /// exactly that of a single thread, and memory stays flat whatever the input size.
 pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     let started = WallInstant::now();
-    let name = |p: &Option<PathBuf>| p.as_ref().map_or("-".to_string(), |p| p.display().to_string());
-    let in_name = name(&opts.input);
+    let in_name = opts
+        .input
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |p| p.display().to_string());
     let input: Box<dyn BufRead + Send> = match &opts.input {
         Some(p) if p.as_os_str() != "-" => {
             let file = std::fs::File::open(p).map_err(|source| ReplayError::Read {
@@ -134,12 +135,8 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
         }
         _ => Box::new(io::BufReader::with_capacity(1 << 20, io::stdin())),
     };
-    let output = Sink::open(opts.output.as_ref(), true, &name(&opts.output))?;
-    let dead_out = opts
-        .dead_letter
-        .as_ref()
-        .map(|p| Sink::open(Some(p), false, &p.display().to_string()))
-        .transpose()?;
+    let output = Sink::open(opts.output.as_deref())?;
+    let dead_out = opts.dead_letter.as_deref().map(|p| Sink::open(Some(p))).transpose()?;
     let progress = Progress::new(opts.progress && io::stderr().is_terminal());
     let max_bytes = rules.engine.max_event_bytes;
     let (batch_tx, batch_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
@@ -157,12 +154,7 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
             };
             apply(&mut engine, &batch, &mut outbox);
             last_line = batch.last_line;
-            let emitted = Emitted {
-                sla: outbox.sla,
-                dead: outbox.dead,
-                last_line,
-            };
-            if out_tx.send(emitted).is_err() {
+            if out_tx.send(Emitted { outbox, last_line }).is_err() {
                 break; // the writer failed; its error is reported below
             }
         }
@@ -170,11 +162,7 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
         if read.is_ok() {
             let mut outbox = Outbox::default();
             engine.finish(opts.until, &mut outbox);
-            let _ = out_tx.send(Emitted {
-                sla: outbox.sla,
-                dead: outbox.dead,
-                last_line,
-            });
+            let _ = out_tx.send(Emitted { outbox, last_line });
         }
         drop(out_tx);
         summary.dead = writer.join().expect("writer thread panicked")?;
@@ -272,11 +260,11 @@ fn write_outputs(
 ) -> Result<[u64; Reason::ALL.len()], ReplayError> {
     let mut dead = [0; Reason::ALL.len()];
     for emitted in rx {
-        for ev in &emitted.sla {
+        for ev in &emitted.outbox.sla {
             ev.write_json(&mut output.buf);
         }
         output.maybe_flush()?;
-        for dl in emitted.dead {
+        for dl in emitted.outbox.dead {
             dead[dl.rejection.reason as usize] += 1;
             tracing::debug!(line = dl.payload.line, reason = %dl.rejection.reason, detail = %dl.rejection.detail, "dead letter");
             if let Some(out) = dead_out.as_mut() {
@@ -341,11 +329,13 @@ struct Sink {
 const FLUSH_AT: usize = 1 << 20;
 
 impl Sink {
-    fn open(path: Option<&PathBuf>, dash_is_stdout: bool, name: &str) -> Result<Sink, ReplayError> {
+    /// A file, or stdout for `None` and `-`.
+    fn open(path: Option<&Path>) -> Result<Sink, ReplayError> {
+        let name = path.map_or_else(|| "-".to_string(), |p| p.display().to_string());
         let writer: Box<dyn Write + Send> = match path {
-            Some(p) if !(dash_is_stdout && p.as_os_str() == "-") => {
+            Some(p) if p.as_os_str() != "-" => {
                 Box::new(std::fs::File::create(p).map_err(|source| ReplayError::Write {
-                    path: name.to_string(),
+                    path: name.clone(),
                     source,
                 })?)
             }
@@ -354,7 +344,7 @@ impl Sink {
         Ok(Sink {
             buf: Vec::with_capacity(FLUSH_AT * 2),
             writer,
-            path: name.to_string(),
+            path: name,
         })
     }
 

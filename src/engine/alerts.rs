@@ -4,10 +4,19 @@
 
 use super::ticket::{NEVER, Slot, Ticket};
 use super::timeline::{Alert, Timeline, next_alert, schedule};
-use super::{Detail, Engine, Outbox, SlaEvent, SlaKind};
+use super::{Detail, Engine, Outbox, Outcome, SlaEvent, SlaKind};
 use crate::event::Status;
 use crate::policy::Policy;
 use crate::time::Instant;
+
+/// What an SLA event reports.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Report {
+    Alert(Alert),
+    Cancelled,
+    Retracted,
+    Fulfilled(Outcome),
+}
 
 impl<P> Engine<P> {
     /// Recomputed alerts below the frontier: a breach not yet emitted is emitted at once
@@ -29,9 +38,10 @@ impl<P> Engine<P> {
             match self.instant_of(slot, which, policy, target, alert) {
                 Some(at) if at < self.frontier => {
                     if alert == Alert::Breach {
-                        self.emit_alert(slot, which, alert, at, out);
+                        self.raise(slot, which, alert, at, out);
+                    } else {
+                        alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
                     }
-                    alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
                 }
                 _ => break,
             }
@@ -52,8 +62,7 @@ impl<P> Engine<P> {
                 }
             }
             let Some((at, which, alert)) = first else { return };
-            self.emit_alert(slot, which, alert, at, out);
-            alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+            self.raise(slot, which, alert, at, out);
         }
     }
 
@@ -183,8 +192,7 @@ impl<P> Engine<P> {
                     due = due.min(when);
                     break;
                 }
-                self.emit_alert(slot, which, alert, when, out);
-                alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+                self.raise(slot, which, alert, when, out);
             }
         }
         let forget_at = self.forget_at(self.tickets.get(slot));
@@ -196,28 +204,14 @@ impl<P> Engine<P> {
         }
     }
 
-    pub(super) fn emit_alert(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
-        let (kind, detail) = match alert {
-            Alert::Warning(w) => (SlaKind::Warning, Detail::Fraction(w.fraction)),
-            Alert::Breach => (SlaKind::Breached, Detail::None),
-            Alert::Escalation(level) => (SlaKind::Escalated, Detail::Level(level)),
-        };
-        self.emit(slot, which, kind, at, detail, Some(alert), out);
+    /// Emits an alert and records it as done.
+    pub(super) fn raise(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
+        self.emit(slot, which, Report::Alert(alert), at, out);
+        alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
     }
 
-    /// Emits an SLA event about the cycle in `which` at `at` (its policy has a target). For an
-    /// alert, the elapsed time at `at` is its threshold by definition.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit(
-        &mut self,
-        slot: u32,
-        which: Slot,
-        kind: SlaKind,
-        at: Instant,
-        detail: Detail,
-        alert: Option<Alert>,
-        out: &mut Outbox<P>,
-    ) {
+    /// Emits an SLA event about the cycle in `which` at `at` (if its policy gives it a target).
+    pub(super) fn emit(&mut self, slot: u32, which: Slot, report: Report, at: Instant, out: &mut Outbox<P>) {
         let Some((p, target)) = self.target(slot, which) else {
             return;
         };
@@ -226,6 +220,14 @@ impl<P> Engine<P> {
         let cal = &self.rules.calendars[policy.calendar].calendar;
         let timeline = Self::timeline(t, which);
         let c = t.cycle(which);
+        let (kind, detail) = match report {
+            Report::Alert(Alert::Warning(w)) => (SlaKind::Warning, Detail::Fraction(w.fraction)),
+            Report::Alert(Alert::Breach) => (SlaKind::Breached, Detail::None),
+            Report::Alert(Alert::Escalation(level)) => (SlaKind::Escalated, Detail::Level(level)),
+            Report::Cancelled => (SlaKind::Cancelled, Detail::None),
+            Report::Retracted => (SlaKind::BreachRetracted, Detail::None),
+            Report::Fulfilled(outcome) => (SlaKind::Fulfilled, Detail::Outcome(outcome)),
+        };
         self.stats.sla[kind as usize] += 1;
         out.sla.push(SlaEvent {
             kind,
@@ -241,7 +243,11 @@ impl<P> Engine<P> {
             deadline: timeline.instant_at(cal, target),
             target_ms: target,
             at,
-            elapsed_ms: alert.map_or_else(|| timeline.elapsed(cal, at), |a| a.threshold(policy, target)),
+            // An alert's elapsed time is its threshold by definition.
+            elapsed_ms: match report {
+                Report::Alert(a) => a.threshold(policy, target),
+                _ => timeline.elapsed(cal, at),
+            },
             detail,
         });
     }

@@ -34,6 +34,7 @@ use thin_vec::ThinVec;
 use crate::event::{Author, Body, Created, Event, Reason, Rejection, Status, Update};
 use crate::policy::{Attrs, Rules};
 use crate::time::Instant;
+use alerts::Report;
 use index::DueIndex;
 use orphans::Orphans;
 use ticket::{NEVER, NO_POLICY, Tickets};
@@ -489,7 +490,7 @@ impl<P> Engine<P> {
             return;
         };
         if end == End::Cancel {
-            self.emit(slot, which, SlaKind::Cancelled, end_at, Detail::None, None, out);
+            self.emit(slot, which, Report::Cancelled, end_at, out);
             return;
         }
         c.flags |= Cycle::FULFILLED;
@@ -502,19 +503,11 @@ impl<P> Engine<P> {
             let deadline = self.instant_of(slot, which, &self.rules.policies[policy], target, Alert::Breach);
             if deadline.is_some_and(|d| end_at <= d) {
                 self.tickets.get_mut(slot).cycle_mut(which).flags |= Cycle::RETRACTED;
-                self.emit(slot, which, SlaKind::BreachRetracted, end_at, Detail::None, None, out);
+                self.emit(slot, which, Report::Retracted, end_at, out);
                 outcome = Outcome::Met;
             }
         }
-        self.emit(
-            slot,
-            which,
-            SlaKind::Fulfilled,
-            end_at,
-            Detail::Outcome(outcome),
-            None,
-            out,
-        );
+        self.emit(slot, which, Report::Fulfilled(outcome), end_at, out);
     }
 }
 

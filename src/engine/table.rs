@@ -43,19 +43,22 @@ impl IdTable {
 
     /// The slot whose entry has `hash` and satisfies `is_it`.
     pub fn find(&self, hash: u32, is_it: impl Fn(u32) -> bool) -> Option<u32> {
+        self.probe(hash, |e| is_it(slot_of(e)))
+            .map(|i| slot_of(self.entries[i]))
+    }
+
+    /// The position of the entry with `hash` that satisfies `is_it`.
+    fn probe(&self, hash: u32, is_it: impl Fn(u64) -> bool) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
         let mut i = self.home(hash);
         loop {
-            let e = self.entries[i];
-            if e == 0 {
-                return None;
+            match self.entries[i] {
+                0 => return None,
+                e if hash_of(e) == hash && is_it(e) => return Some(i),
+                _ => i = (i + 1) & self.mask(),
             }
-            if hash_of(e) == hash && is_it(slot_of(e)) {
-                return Some(slot_of(e));
-            }
-            i = (i + 1) & self.mask();
         }
     }
 
@@ -86,7 +89,7 @@ impl IdTable {
 
     /// Removes the entry of `slot`, stored under `hash`.
     pub fn remove(&mut self, hash: u32, slot: u32) {
-        let Some(mut hole) = self.position(hash, slot) else {
+        let Some(mut hole) = self.probe(hash, |e| slot_of(e) == slot) else {
             return;
         };
         let mask = self.mask();
@@ -106,20 +109,6 @@ impl IdTable {
         }
         self.entries[hole] = 0;
         self.len -= 1;
-    }
-
-    fn position(&self, hash: u32, slot: u32) -> Option<usize> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let mut i = self.home(hash);
-        loop {
-            match self.entries[i] {
-                0 => return None,
-                e if slot_of(e) == slot => return Some(i),
-                _ => i = (i + 1) & self.mask(),
-            }
-        }
     }
 
     /// Starts loading the line a lookup of `hash` reads first.

@@ -3,8 +3,8 @@
 //! Memory is the constraint here (millions of open tickets, budget 200 bytes each including
 //! the deadline index), so a ticket is one fixed-size record of two cache lines in a slab
 //! `Vec`, found through a table of 8-byte slot entries ([`IdTable`]) instead of a map that
-//! repeats the key and pads every record to a power-of-two bucket count. Small strings (ticket ids up to 24 bytes)
-//! live inline. Groups and tiers are interned ids; tags are the bits that policies look at.
+//! repeats the key and pads every record to a power-of-two bucket count. Ticket ids up to 24
+//! bytes live inline. Groups and tiers are interned ids; tags are the bits policies look at.
 
 use compact_str::CompactString;
 use thin_vec::ThinVec;
@@ -262,19 +262,19 @@ impl Tickets {
         self.by_id.prefetch(hash(id));
     }
 
-    /// Starts loading the record in `slot`.
+    /// Starts loading the record in `slot` (both of its cache lines).
     pub fn prefetch_slot(&self, slot: u32) {
         if let Some(t) = self.slab.get(slot as usize) {
-            prefetch(t as *const Ticket);
+            let record = t as *const Ticket;
+            prefetch(record);
+            prefetch(record.wrapping_byte_add(64));
         }
     }
 
     /// Second stage, once the table line is likely cached: load the ticket's record.
     pub fn prefetch_record(&self, id: &str) {
         if let Some(slot) = self.by_id.find(hash(id), |_| true) {
-            let record = &self.slab[slot as usize] as *const Ticket;
-            prefetch(record);
-            prefetch(record.wrapping_byte_add(64));
+            self.prefetch_slot(slot);
         }
     }
 }
@@ -283,6 +283,17 @@ impl Tickets {
 mod tests {
     use super::*;
 
+    fn low_email() -> Attrs {
+        Attrs {
+            priority: Priority::Low,
+            channel: Channel::Email,
+            kind: Kind::Request,
+            group: 0,
+            tier: 0,
+            tags: 0,
+        }
+    }
+
     #[test]
     fn ticket_record_stays_compact() {
         assert!(size_of::<Ticket>() <= 128, "Ticket is {} bytes", size_of::<Ticket>());
@@ -290,14 +301,7 @@ mod tests {
 
     #[test]
     fn repeated_event_ids_are_recognised_among_the_last_four() {
-        let attrs = Attrs {
-            priority: Priority::Low,
-            channel: Channel::Email,
-            kind: Kind::Request,
-            group: 0,
-            tier: 0,
-            tags: 0,
-        };
+        let attrs = low_email();
         let mut t = Ticket::new("T".into(), 0, attrs, Status::New);
         for id in ["a", "b", "c", "d"] {
             assert!(!t.has_seen(id));
@@ -310,14 +314,7 @@ mod tests {
 
     #[test]
     fn slots_are_reused_and_lookups_follow() {
-        let attrs = Attrs {
-            priority: Priority::Low,
-            channel: Channel::Email,
-            kind: Kind::Request,
-            group: 0,
-            tier: 0,
-            tags: 0,
-        };
+        let attrs = low_email();
         let mut tickets = Tickets::default();
         let a = tickets.insert(Ticket::new("a".into(), 0, attrs, Status::New));
         let b = tickets.insert(Ticket::new("b".into(), 0, attrs, Status::New));
