@@ -73,11 +73,8 @@ fn sim(tickets: u64) -> SimConfig {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000.0);
     SimConfig {
-        seed: 42,
-        tickets,
-        start_ms: 1_767_600_000_000, // 2026-01-05, a Monday
-        peak_per_hour: peak,
         id_prefix: "T".into(),
+        ..SimConfig::new(42, tickets, 1_767_600_000_000, peak) // 2026-01-05, a Monday
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::calendar::Calendar;
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
+use crate::live;
 use crate::policy::{Clock, EngineSettings, Matcher, NamedCalendar, Policy, Rules, Warning};
 use crate::time::{parse_duration, uses_days};
 
@@ -32,6 +33,8 @@ pub enum ConfigError {
 /// A validated configuration and the warnings found while validating it.
 pub struct Loaded {
     pub rules: Arc<Rules>,
+    /// Settings of `slawatch run`.
+    pub live: live::Settings,
     pub warnings: Vec<String>,
 }
 
@@ -44,6 +47,79 @@ pub struct FileConfig {
     pub calendar: Vec<CalendarSection>,
     #[serde(default)]
     pub policy: Vec<PolicySection>,
+    #[serde(default)]
+    pub kafka: KafkaSection,
+    #[serde(default)]
+    pub run: RunSection,
+    #[serde(default)]
+    pub simulator: SimulatorSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// Bootstrap servers, or "embedded".
+    pub brokers: String,
+    pub group_id: String,
+    pub input_topics: Vec<String>,
+    pub output_topic: String,
+    pub dead_letter_topic: String,
+    pub embedded_partitions: i32,
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        KafkaSection {
+            brokers: "embedded".into(),
+            group_id: "slawatch".into(),
+            input_topics: vec!["ticket-events".into()],
+            output_topic: "sla-events".into(),
+            dead_letter_topic: "slawatch-dead-letters".into(),
+            embedded_partitions: 3,
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    pub commit_interval: String,
+    pub shutdown_grace: String,
+    pub caught_up_window: String,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            commit_interval: "1s".into(),
+            shutdown_grace: "10s".into(),
+            caught_up_window: "3s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorSection {
+    pub enabled: bool,
+    pub rate: f64,
+    pub speed: f64,
+    pub seed: u64,
+    pub topic: Option<String>,
+}
+
+impl Default for SimulatorSection {
+    fn default() -> Self {
+        SimulatorSection {
+            enabled: false,
+            rate: 20.0,
+            speed: 60.0,
+            seed: 1,
+            topic: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +271,7 @@ impl FileConfig {
     pub fn validate(&self) -> Result<Loaded, ConfigError> {
         let mut r = Report::default();
         let engine = self.engine(&mut r);
+        let live = self.live(&mut r);
         let calendars = self.calendars(&mut r);
         let mut interned = Interned::default();
         let policies: Vec<Policy> = self
@@ -238,6 +315,7 @@ impl FileConfig {
         };
         Ok(Loaded {
             rules: Arc::new(rules),
+            live,
             warnings: r.warnings,
         })
     }
@@ -266,6 +344,79 @@ impl FileConfig {
             r.problem("engine.max_tickets", format_args!("must be at most {}", u32::MAX - 1));
         }
         settings
+    }
+
+    fn live(&self, r: &mut Report) -> live::Settings {
+        let k = &self.kafka;
+        let mut wall = |key: &str, text: &str| std::time::Duration::from_millis(r.positive_duration(key, text) as u64);
+        let commit_interval = wall("run.commit_interval", &self.run.commit_interval);
+        let shutdown_grace = wall("run.shutdown_grace", &self.run.shutdown_grace);
+        let caught_up_window = wall("run.caught_up_window", &self.run.caught_up_window);
+        let mut names = HashMap::new();
+        for (key, topic) in k
+            .input_topics
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("kafka.input_topics[{i}]"), t))
+            .chain([
+                ("kafka.output_topic".to_string(), &k.output_topic),
+                ("kafka.dead_letter_topic".to_string(), &k.dead_letter_topic),
+            ])
+        {
+            if topic.is_empty() {
+                r.problem(&key, "must not be empty");
+            } else if let Some(first) = names.insert(topic.as_str(), key.clone()) {
+                r.problem(&key, format_args!("topic {topic:?} is already {first}"));
+            }
+        }
+        if k.input_topics.is_empty() {
+            r.problem("kafka.input_topics", "needs at least one topic");
+        }
+        for (key, empty) in [
+            ("kafka.brokers", k.brokers.is_empty()),
+            ("kafka.group_id", k.group_id.is_empty()),
+        ] {
+            if empty {
+                r.problem(key, "must not be empty");
+            }
+        }
+        if k.embedded_partitions < 1 {
+            r.problem("kafka.embedded_partitions", "must be at least 1");
+        }
+        let s = &self.simulator;
+        for (key, v) in [("simulator.rate", s.rate), ("simulator.speed", s.speed)] {
+            if !(v > 0.0 && v.is_finite()) {
+                r.problem(key, "must be a positive number");
+            }
+        }
+        let topic = s
+            .topic
+            .clone()
+            .unwrap_or_else(|| k.input_topics.first().cloned().unwrap_or_default());
+        if s.enabled && !k.input_topics.contains(&topic) {
+            r.problem(
+                "simulator.topic",
+                format_args!("{topic:?} is not one of kafka.input_topics"),
+            );
+        }
+        live::Settings {
+            brokers: (k.brokers != "embedded").then(|| k.brokers.clone()),
+            group_id: k.group_id.clone(),
+            input_topics: k.input_topics.clone(),
+            output_topic: k.output_topic.clone(),
+            dead_letter_topic: k.dead_letter_topic.clone(),
+            client: k.client.clone(),
+            embedded_partitions: k.embedded_partitions,
+            commit_interval,
+            shutdown_grace,
+            caught_up_window,
+            simulator: s.enabled.then(|| live::SimSettings {
+                rate: s.rate,
+                speed: s.speed,
+                seed: s.seed,
+                topic,
+            }),
+        }
     }
 
     fn calendars(&self, r: &mut Report) -> Vec<NamedCalendar> {

@@ -18,6 +18,7 @@ pub mod calendar;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod live;
 pub mod policy;
 pub mod replay;
 pub mod sim;

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use slawatch::config::{self, ConfigError};
-use slawatch::replay;
 use slawatch::time::{Instant, parse_rfc3339};
+use slawatch::{live, replay};
 
 /// Real-time customer-service SLA monitoring: clocks per ticket in business time, warnings,
 /// breaches, escalations and fulfilments.
@@ -48,11 +51,20 @@ enum Command {
         #[arg(long, value_parser = parse_instant)]
         until: Option<Instant>,
     },
-    /// Write realistic, deterministic ticket traffic as NDJSON (the input format of `replay`).
+    /// Monitor live: consume ticket events from Kafka (or the embedded broker), publish SLA
+    /// events and dead letters, until SIGINT or SIGTERM.
+    Run {
+        /// Configuration file (TOML): [kafka], [run], [simulator], engine, calendars, policies.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate realistic, deterministic ticket traffic: NDJSON (the input format of `replay`),
+    /// or records on a Kafka topic with --brokers.
     Simulate {
-        /// Number of tickets; every ticket's lifecycle is written to its end.
-        #[arg(long, default_value_t = 300)]
-        tickets: u64,
+        /// Number of tickets; every ticket's lifecycle is written to its end. Default: 300, or
+        /// no end when publishing at a --rate.
+        #[arg(long)]
+        tickets: Option<u64>,
         /// Seed: the same seed and options give the same events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -68,6 +80,20 @@ enum Command {
         /// Where to write; `-` is stdout.
         #[arg(long, default_value = "-")]
         output: PathBuf,
+        /// Publish to this Kafka bootstrap list instead of writing a file, keyed by ticket id.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Topic to publish to.
+        #[arg(long, default_value = "ticket-events", requires = "brokers")]
+        topic: String,
+        /// Publish live: a working day from now on, this many ticket arrivals per minute at the
+        /// daily peak, each event when the wall clock reaches its timestamp (ignores --start
+        /// and --peak-per-hour). Without it, events are historic and sent as fast as possible.
+        #[arg(long, requires = "brokers")]
+        rate: Option<f64>,
+        /// With --rate: simulated seconds per second.
+        #[arg(long, default_value_t = 60.0, requires = "rate")]
+        speed: f64,
     },
     /// Validate a configuration: exit 0 if usable (printing warnings), 2 if not.
     CheckConfig {
@@ -92,6 +118,13 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Run { config } => {
+            let loaded = match load(&config) {
+                Ok(loaded) => loaded,
+                Err(code) => return code,
+            };
+            run(loaded)
+        }
         Command::Simulate {
             tickets,
             seed,
@@ -99,14 +132,36 @@ fn main() -> ExitCode {
             peak_per_hour,
             prefix,
             output,
+            brokers,
+            topic,
+            rate,
+            speed,
         } => {
-            let cfg = slawatch::sim::SimConfig {
-                seed,
-                tickets,
-                start_ms: start,
-                peak_per_hour,
-                id_prefix: prefix,
+            let mut cfg = match rate {
+                Some(rate) => live::Feed::live_sim(seed, tickets.unwrap_or(u64::MAX), rate, speed, live::wall_now()),
+                None => slawatch::sim::SimConfig::new(seed, tickets.unwrap_or(300), start, peak_per_hour),
             };
+            cfg.id_prefix = prefix;
+            if let Some(bootstrap) = brokers {
+                let feed = live::Feed {
+                    bootstrap,
+                    client: Default::default(),
+                    topic,
+                    sim: cfg,
+                    paced: rate.is_some(),
+                };
+                let stop = stop_on_signal();
+                return match live::feed(&feed, &stop) {
+                    Ok(n) => {
+                        eprintln!("slawatch: published {n} events to {}", feed.topic);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("slawatch: publishing to {}: {e}", feed.topic);
+                        ExitCode::from(1)
+                    }
+                };
+            }
             match write_simulation(&cfg, &output) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -123,7 +178,7 @@ fn main() -> ExitCode {
             until,
         } => {
             let rules = match load(&config) {
-                Ok(rules) => rules,
+                Ok(loaded) => loaded.rules,
                 Err(code) => return code,
             };
             let opts = replay::Options {
@@ -162,14 +217,60 @@ fn write_simulation(cfg: &slawatch::sim::SimConfig, output: &std::path::Path) ->
     out.flush()
 }
 
+/// `slawatch run`: exit 0 after a clean stop, 2 for configuration problems, 1 otherwise.
+fn run(loaded: config::Loaded) -> ExitCode {
+    let stop = stop_on_signal();
+    let grace = loaded.live.shutdown_grace;
+    let watchdog = stop.clone();
+    std::thread::spawn(move || {
+        while !watchdog.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Draining and committing must not outlast the grace period (plus a margin to log).
+        std::thread::sleep(grace + Duration::from_secs(1));
+        eprintln!("slawatch: shutdown grace period exceeded; exiting without a final commit");
+        std::process::exit(1);
+    });
+    match live::run(loaded.live, loaded.rules, stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slawatch: {e}");
+            ExitCode::from(if e.is_config() { 2 } else { 1 })
+        }
+    }
+}
+
+/// A flag set on the first SIGINT or SIGTERM.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a signal runtime");
+        runtime.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        tracing::info!("signal received: stopping");
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
 /// Loads and validates the configuration, printing warnings; a problem exits with 2.
-fn load(path: &std::path::Path) -> Result<std::sync::Arc<slawatch::policy::Rules>, ExitCode> {
+fn load(path: &std::path::Path) -> Result<config::Loaded, ExitCode> {
     match config::load(Some(path)) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            Ok(loaded.rules)
+            Ok(loaded)
         }
         Err(e) => {
             let what = match e {

@@ -80,9 +80,30 @@ pub struct SimConfig {
     pub peak_per_hour: f64,
     /// Prefix for ticket ids, e.g. "T-" -> "T-000123".
     pub id_prefix: String,
+    /// Where simulated time is shown: an event at simulated time `t` is stamped
+    /// `origin_ms + (t - start_ms) / time_scale`. `origin_ms = start_ms` and `time_scale = 1`
+    /// stamp simulated time as it is; the live demo replays a working day from 08:00 Berlin
+    /// time at `time_scale` simulated seconds per second, starting now.
+    pub origin_ms: i64,
+    pub time_scale: f64,
 }
 
-/// One generated event: its time, ticket and compact JSON encoding (no trailing newline).
+impl SimConfig {
+    /// Simulated time stamped as it is, ticket ids `T-000001`, ….
+    pub fn new(seed: u64, tickets: u64, start_ms: i64, peak_per_hour: f64) -> SimConfig {
+        SimConfig {
+            seed,
+            tickets,
+            start_ms,
+            peak_per_hour,
+            id_prefix: "T-".into(),
+            origin_ms: start_ms,
+            time_scale: 1.0,
+        }
+    }
+}
+
+/// One generated event: its (shown) time, ticket and compact JSON encoding (no trailing newline).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimEvent {
     pub at_ms: i64,
@@ -206,6 +227,11 @@ impl Simulation {
         self.slots[idx as usize].step = step;
         self.seq += 1;
         self.heap.push(Reverse((at, self.seq, idx)));
+    }
+
+    fn shown(&self, t: i64) -> i64 {
+        let c = &self.cfg;
+        c.origin_ms + ((t - c.start_ms) as f64 / c.time_scale) as i64
     }
 
     /// Non-homogeneous Poisson arrivals by thinning a peak-rate process with the daily rhythm.
@@ -375,6 +401,7 @@ impl Simulation {
 
     /// Applies the ticket's current step to its state and encodes it as JSON.
     fn emit(&mut self, i: usize, now: i64) -> SimEvent {
+        let shown = self.shown(now);
         let (t, rng) = (&mut self.slots[i], &mut self.rng);
         let ty = match t.step {
             Step::Create => "ticket.created",
@@ -389,7 +416,7 @@ impl Simulation {
         s.push_str("\",\"ticket_id\":\"");
         s.push_str(&self.esc_prefix);
         let _ = write!(s, "{:06}\",\"occurred_at\":\"", t.num);
-        s.push_str(format_into(now, &mut [0; 24]));
+        s.push_str(format_into(shown, &mut [0; 24]));
         let _ = write!(s, "\",\"event_id\":\"e-{}-{}\"", self.cfg.seed, self.events);
         self.events += 1;
         match t.step {
@@ -464,7 +491,7 @@ impl Simulation {
         }
         s.push('}');
         SimEvent {
-            at_ms: now,
+            at_ms: shown,
             ticket_id: format!("{}{:06}", self.cfg.id_prefix, t.num),
             json: s,
         }
@@ -563,13 +590,7 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn cfg(seed: u64, tickets: u64) -> SimConfig {
-        SimConfig {
-            seed,
-            tickets,
-            start_ms: 1_717_372_800_000, // Monday 2024-06-03 00:00 UTC
-            peak_per_hour: 60.0,
-            id_prefix: "T-".into(),
-        }
+        SimConfig::new(seed, tickets, 1_717_372_800_000, 60.0) // Monday 2024-06-03 00:00 UTC
     }
 
     #[test]

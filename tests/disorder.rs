@@ -60,11 +60,8 @@ fn shuffle(events: &[SimEvent], seed: u64) -> Vec<SimEvent> {
 fn shuffling_within_allowed_lateness_changes_no_breach_and_no_fulfilment() {
     for seed in [1, 2, 3, 4] {
         let cfg = SimConfig {
-            seed,
-            tickets: 2_000,
-            start_ms: 1_795_500_000_000,
-            peak_per_hour: 120.0,
             id_prefix: "T".into(),
+            ..SimConfig::new(seed, 2_000, 1_795_500_000_000, 120.0)
         };
         let events: Vec<SimEvent> = generate(&cfg).collect();
         let shuffled = shuffle(&events, seed);

@@ -225,8 +225,15 @@ impl<P> Engine<P> {
     /// Applies one valid event. `hold` produces what to keep with the event if it has to be
     /// held as an orphan (called only then).
     pub fn handle(&mut self, ev: &Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
-        self.max_seen = self.max_seen.max(ev.occurred_at);
         self.advance(ev.occurred_at.saturating_sub(self.rules.engine.allowed_lateness), out);
+        self.apply(ev, hold, out)
+    }
+
+    /// Applies one valid event without moving the frontier: the second half of
+    /// [`Engine::handle`], for callers that compute the frontier themselves (live mode with
+    /// several input topics, whose frontier is the minimum over the topics).
+    pub fn apply(&mut self, ev: &Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
+        self.max_seen = self.max_seen.max(ev.occurred_at);
         let outcome = match self.tickets.find(&ev.ticket_id) {
             Some(slot) => self.apply_known(slot, ev, out),
             None => match &ev.body {

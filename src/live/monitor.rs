@@ -1,0 +1,374 @@
+//! The consumer loop: records → shards → output topics, ticks, commits and rebalances.
+//!
+//! One thread polls the group consumer and owns the shards (behind a mutex that only the
+//! rebalance callback, running inside `poll` on the same thread, also takes). Outputs go to an
+//! idempotent producer whose own thread handles acknowledgements. Offsets are committed only
+//! after a flush has confirmed every output produced before the snapshot of positions
+//! (docs/ARCHITECTURE.md).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant as WallInstant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use super::probe::{self, Ends};
+use super::shard::{Record, Shard};
+use super::{LiveError, Settings};
+use crate::engine::{DeadLetter, Outbox, SlaEvent};
+use crate::policy::Rules;
+use crate::time::Instant;
+
+/// How often idle partitions re-check the wall clock (SPEC §6: at least every second).
+const TICK: Duration = Duration::from_millis(250);
+/// Longest wait for output acknowledgements before a periodic commit is put off.
+const COMMIT_FLUSH: Duration = Duration::from_millis(500);
+
+/// Producer side: remembers the first delivery that failed for good.
+#[derive(Default)]
+pub struct Deliveries {
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, msg)) = result {
+            error!(topic = msg.topic(), "output delivery failed: {e}");
+            self.failed
+                .lock()
+                .expect("delivery lock")
+                .get_or_insert_with(|| format!("to topic {}: {e}", msg.topic()));
+        }
+    }
+}
+
+/// Consumer side: the shards, reached from the loop and from rebalance callbacks.
+pub struct Ctx {
+    state: Mutex<State>,
+}
+
+struct State {
+    settings: Arc<Settings>,
+    rules: Arc<Rules>,
+    producer: ThreadedProducer<Deliveries>,
+    ends: Arc<Ends>,
+    shards: HashMap<i32, Shard>,
+    topic_index: HashMap<String, usize>,
+    outbox: Outbox<Record>,
+    buf: Vec<u8>,
+    fatal: Option<LiveError>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let mut state = self.lock();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = state.assign(consumer, tpl) {
+                    state.fatal.get_or_insert(e);
+                    return;
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    state.fatal.get_or_insert(e.into());
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = tpl.count(), "partitions revoked");
+                let grace = state.settings.shutdown_grace;
+                state.commit(consumer, CommitMode::Sync, grace);
+                if let Err(e) = consumer.unassign() {
+                    warn!("unassigning partitions: {e}");
+                }
+                state.ends.assigned.lock().expect("probe lock").clear();
+            }
+            other => warn!("rebalance error: {other:?}"),
+        }
+    }
+}
+
+impl Ctx {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("shard lock")
+    }
+}
+
+impl State {
+    /// Keeps shards whose position equals the committed offsets (this instance had the
+    /// partition and committed everything before the rebalance); rebuilds the others from the
+    /// beginning of the log, suppressing outputs below the committed offsets.
+    fn assign(&mut self, consumer: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList) -> Result<(), LiveError> {
+        let committed = consumer.committed_offsets(tpl.clone(), self.settings.shutdown_grace)?;
+        let topics = &self.settings.input_topics;
+        let mut partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let mut fresh = Vec::new();
+        for &p in &partitions {
+            let offsets: Vec<i64> = topics
+                .iter()
+                .map(|t| match committed.find_partition(t, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(n)) => n,
+                    _ => 0,
+                })
+                .collect();
+            let keep = self
+                .shards
+                .get(&p)
+                .is_some_and(|s| (0..topics.len()).all(|t| s.next(t) == Some(offsets[t])));
+            for (t, topic) in topics.iter().enumerate() {
+                let start = if keep {
+                    Offset::Offset(offsets[t])
+                } else {
+                    Offset::Beginning
+                };
+                if tpl.find_partition(topic, p).is_some() {
+                    tpl.set_partition_offset(topic, p, start)?;
+                }
+            }
+            if !keep {
+                let shard = Shard::new(self.rules.clone(), p, &offsets);
+                self.shards.insert(p, shard);
+                fresh.push(p);
+            }
+        }
+        self.shards.retain(|p, _| partitions.contains(p));
+        *self.ends.assigned.lock().expect("probe lock") = partitions
+            .iter()
+            .flat_map(|&p| (0..topics.len()).map(move |t| (t, p)))
+            .collect();
+        info!(assigned = ?partitions, rebuilding = ?fresh, "partitions assigned");
+        Ok(())
+    }
+
+    fn record(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>, wall: Instant) {
+        let Some(&topic) = self.topic_index.get(msg.topic()) else {
+            return;
+        };
+        let Some(shard) = self.shards.get_mut(&msg.partition()) else {
+            warn!(
+                topic = msg.topic(),
+                partition = msg.partition(),
+                "record of an unassigned partition"
+            );
+            return;
+        };
+        let written = msg.timestamp().to_millis().map_or(wall, |t| t.min(wall));
+        let suppress = shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
+        if suppress {
+            self.outbox.sla.clear();
+            self.outbox.dead.clear();
+        } else {
+            self.send();
+        }
+    }
+
+    fn tick(&mut self, wall: Instant) {
+        let window = self.settings.caught_up_window;
+        for (&p, shard) in &mut self.shards {
+            let next: Vec<Option<i64>> = (0..self.settings.input_topics.len()).map(|t| shard.next(t)).collect();
+            let ends = &self.ends;
+            shard.tick(|t| ends.caught_up(t, p, next[t], window), wall, &mut self.outbox);
+        }
+        self.send();
+    }
+
+    /// Hands the outbox to the producer.
+    fn send(&mut self) {
+        let sla = std::mem::take(&mut self.outbox.sla);
+        for ev in &sla {
+            log_sla(ev);
+            self.buf.clear();
+            ev.write_json(&mut self.buf);
+            let record = BaseRecord::to(&self.settings.output_topic)
+                .key(ev.ticket_id.as_bytes())
+                .payload(&self.buf[..]);
+            if let Err(e) = super::send(&self.producer, record) {
+                self.fatal.get_or_insert(LiveError::Delivery(e.to_string()));
+            }
+        }
+        self.outbox.sla = sla;
+        self.outbox.sla.clear();
+        for dead in std::mem::take(&mut self.outbox.dead) {
+            self.dead_letter(&dead);
+        }
+    }
+
+    fn dead_letter(&mut self, dead: &DeadLetter<Record>) {
+        let rec = &dead.payload;
+        let topic = &self.settings.input_topics[rec.topic];
+        warn!(
+            reason = %dead.rejection.reason,
+            topic = %topic,
+            partition = rec.partition,
+            offset = rec.offset,
+            "dead letter: {}",
+            dead.rejection.detail
+        );
+        let (partition, offset) = (rec.partition.to_string(), rec.offset.to_string());
+        let headers = OwnedHeaders::new()
+            .insert(header("slawatch.reason", dead.rejection.reason.as_str()))
+            .insert(header("slawatch.detail", &dead.rejection.detail))
+            .insert(header("slawatch.source.topic", topic))
+            .insert(header("slawatch.source.partition", &partition))
+            .insert(header("slawatch.source.offset", &offset));
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.settings.dead_letter_topic).headers(headers);
+        if let Some(key) = &rec.key {
+            record = record.key(&key[..]);
+        }
+        if let Some(value) = &rec.value {
+            record = record.payload(&value[..]);
+        }
+        if let Err(e) = super::send(&self.producer, record) {
+            self.fatal.get_or_insert(LiveError::Delivery(e.to_string()));
+        }
+    }
+
+    /// Commits every shard's progress once all outputs produced so far are acknowledged.
+    fn commit(&mut self, consumer: &BaseConsumer<Ctx>, mode: CommitMode, wait: Duration) {
+        let progress: Vec<(i32, usize, i64)> = self
+            .shards
+            .iter()
+            .flat_map(|(&p, shard)| shard.progress().map(move |(t, next)| (p, t, next)))
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        for &(p, t, next) in &progress {
+            tpl.add_partition_offset(&self.settings.input_topics[t], p, Offset::Offset(next))
+                .expect("a valid offset");
+        }
+        if progress.is_empty() {
+            return;
+        }
+        if let Err(e) = self.producer.flush(wait) {
+            debug!("outputs not yet acknowledged, commit put off: {e}");
+            return;
+        }
+        if let Some(failed) = self.producer.context().failed.lock().expect("delivery lock").clone() {
+            self.fatal.get_or_insert(LiveError::Delivery(failed));
+            return;
+        }
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                for (p, t, next) in progress {
+                    if let Some(shard) = self.shards.get_mut(&p) {
+                        shard.mark_committed(t, next);
+                    }
+                }
+            }
+            Err(e) => warn!("committing offsets: {e}"),
+        }
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+fn log_sla(ev: &SlaEvent) {
+    info!(
+        ticket = %ev.ticket_id,
+        clock = %ev.clock.as_str(),
+        cycle = ev.cycle,
+        policy = %ev.policy,
+        priority = %ev.priority.as_str(),
+        at = %crate::time::Rfc3339(ev.at),
+        "{}",
+        ev.kind.as_str()
+    );
+}
+
+/// Consumes until `stop` is set, then drains and commits within the shutdown grace period.
+pub fn run(
+    settings: Arc<Settings>,
+    rules: Arc<Rules>,
+    bootstrap: &str,
+    stop: Arc<AtomicBool>,
+) -> Result<(), LiveError> {
+    let producer: ThreadedProducer<Deliveries> = super::producer_config(&settings, bootstrap)
+        .create_with_context(Deliveries::default())
+        .map_err(LiveError::Client)?;
+    let ends = Arc::new(Ends::default());
+    let topic_index = settings
+        .input_topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i))
+        .collect();
+    let state = State {
+        settings: settings.clone(),
+        rules,
+        producer,
+        ends: ends.clone(),
+        shards: HashMap::new(),
+        topic_index,
+        outbox: Outbox::default(),
+        buf: Vec::with_capacity(1024),
+        fatal: None,
+    };
+    let ctx = Ctx {
+        state: Mutex::new(state),
+    };
+    let consumer: BaseConsumer<Ctx> = super::consumer_config(&settings, bootstrap)
+        .create_with_context(ctx)
+        .map_err(LiveError::Client)?;
+    let probe_client = super::client_config(&settings, bootstrap);
+    let probe_check: BaseConsumer = probe_client.create().map_err(LiveError::Client)?;
+    let partitions = probe::partition_counts(&probe_check, &settings.input_topics)?;
+    drop(probe_check);
+    let probe = probe::spawn(&probe_client, settings.input_topics.clone(), ends.clone(), stop.clone())
+        .map_err(LiveError::Client)?;
+    let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    info!(topics = ?topics, partitions, group = %settings.group_id, "consuming");
+
+    let ctx = consumer.context().clone();
+    let (mut last_tick, mut last_commit) = (WallInstant::now(), WallInstant::now());
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if let Some(e) = ends.fatal.lock().expect("probe lock").take() {
+            break Err(LiveError::Topology(e));
+        }
+        if let Some(e) = ctx.lock().fatal.take() {
+            break Err(e);
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => ctx.lock().record(&msg, super::wall_now()),
+            Some(Err(e)) => warn!("consumer: {e}"),
+            None => {}
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = WallInstant::now();
+            ctx.lock().tick(super::wall_now());
+        }
+        if last_commit.elapsed() >= settings.commit_interval {
+            last_commit = WallInstant::now();
+            ctx.lock().commit(&consumer, CommitMode::Async, COMMIT_FLUSH);
+        }
+    };
+    info!("stopping: draining outputs and committing");
+    {
+        let mut state = ctx.lock();
+        let grace = settings.shutdown_grace;
+        state.commit(&consumer, CommitMode::Sync, grace);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(consumer);
+    let _ = probe.join();
+    result
+}

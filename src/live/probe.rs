@@ -1,0 +1,120 @@
+//! End-of-log confirmations and the co-partitioning check, from a thread of their own.
+//!
+//! A partition counts as caught up only while a recent `ListOffsets` answer says the monitor
+//! has read to its end (SPEC §6). Asking on a separate client every [`PROBE_EVERY`] keeps the
+//! consumer loop free of blocking requests; when the broker cannot be reached no answer
+//! arrives, the confirmation ages past `caught_up_window`, and frontiers stop.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant as WallInstant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tracing::debug;
+
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+const METADATA_EVERY: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the probe knows, shared with the consumer loop.
+#[derive(Default)]
+pub struct Ends {
+    /// (input topic index, partition) pairs to watch; set on every assignment.
+    pub assigned: Mutex<Vec<(usize, i32)>>,
+    /// Low and high watermark of each, and when the broker said so.
+    marks: Mutex<HashMap<(usize, i32), (i64, i64, WallInstant)>>,
+    /// Set when the input topics stop being co-partitioned.
+    pub fatal: Mutex<Option<String>>,
+}
+
+impl Ends {
+    /// Whether `next` (the next offset to read, `None` before the first record) is at the end
+    /// of the log according to an answer no older than `window`.
+    pub fn caught_up(&self, topic: usize, partition: i32, next: Option<i64>, window: Duration) -> bool {
+        let marks = self.marks.lock().expect("probe lock");
+        marks
+            .get(&(topic, partition))
+            .is_some_and(|&(low, high, at)| at.elapsed() <= window && next.map_or(low >= high, |n| n >= high))
+    }
+}
+
+/// Why the input topics cannot be consumed as one set of shards.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// Possibly transient: the broker did not answer or the topic is missing.
+    #[error("{0}")]
+    Metadata(String),
+    #[error("input topics must be co-partitioned by ticket id, but their partition counts differ ({0})")]
+    NotCoPartitioned(String),
+}
+
+/// The common partition count of `topics`.
+pub fn partition_counts(client: &BaseConsumer, topics: &[String]) -> Result<usize, TopologyError> {
+    let mut counts = Vec::new();
+    for topic in topics {
+        let md = client
+            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+            .map_err(|e| TopologyError::Metadata(format!("reading metadata of topic {topic:?}: {e}")))?;
+        let n = md
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        if n == 0 {
+            return Err(TopologyError::Metadata(format!(
+                "input topic {topic:?} does not exist or has no partitions"
+            )));
+        }
+        counts.push((topic, n));
+    }
+    let first = counts[0].1;
+    if counts.iter().any(|&(_, n)| n != first) {
+        let list: Vec<String> = counts.iter().map(|(t, n)| format!("{t}: {n}")).collect();
+        return Err(TopologyError::NotCoPartitioned(list.join(", ")));
+    }
+    Ok(first)
+}
+
+pub fn spawn(
+    config: &ClientConfig,
+    topics: Vec<String>,
+    ends: Arc<Ends>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, rdkafka::error::KafkaError> {
+    let client: BaseConsumer = config.create()?;
+    Ok(std::thread::Builder::new()
+        .name("slawatch-probe".into())
+        .spawn(move || {
+            let mut metadata_at = WallInstant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let started = WallInstant::now();
+                let assigned = ends.assigned.lock().expect("probe lock").clone();
+                for (t, p) in assigned {
+                    match client.fetch_watermarks(&topics[t], p, REQUEST_TIMEOUT) {
+                        Ok((low, high)) => {
+                            ends.marks
+                                .lock()
+                                .expect("probe lock")
+                                .insert((t, p), (low, high, started));
+                        }
+                        Err(e) => debug!(topic = %topics[t], partition = p, "end of log unknown: {e}"),
+                    }
+                }
+                if metadata_at.elapsed() >= METADATA_EVERY {
+                    metadata_at = WallInstant::now();
+                    match partition_counts(&client, &topics) {
+                        Err(e @ TopologyError::NotCoPartitioned(_)) => {
+                            *ends.fatal.lock().expect("probe lock") = Some(e.to_string());
+                        }
+                        Err(e) => debug!("{e}"),
+                        Ok(_) => {}
+                    }
+                }
+                std::thread::sleep(PROBE_EVERY.saturating_sub(started.elapsed()));
+            }
+        })
+        .expect("spawning a thread"))
+}
