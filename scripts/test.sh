@@ -2,5 +2,7 @@
 # The whole test suite: what `.ci/run` runs and what the README tells users to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
+export SLAWATCH_TANSU="${SLAWATCH_TANSU:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 cargo build --release --locked --bins
 cargo test --release --locked

@@ -193,7 +193,7 @@ impl State {
             ev.write_json(&mut self.buf);
             let record = BaseRecord::to(&self.settings.output_topic)
                 .key(ev.ticket_id.as_bytes())
-                .payload(&self.buf[..]);
+                .payload(self.buf.strip_suffix(b"\n").unwrap_or(&self.buf));
             if let Err(e) = super::send(&self.producer, record) {
                 self.fatal.get_or_insert(LiveError::Delivery(e.to_string()));
             }

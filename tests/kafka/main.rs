@@ -1,0 +1,374 @@
+//! Black-box tests of `slawatch run` against a real Kafka-protocol broker (tansu, installed by
+//! `scripts/setup.sh`) and, for the outage, librdkafka's mock cluster.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use slawatch::live::wall_now;
+use slawatch::time::Rfc3339;
+use support::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn until_now() -> String {
+    Rfc3339(wall_now()).to_string()
+}
+
+/// Reads `sla-events` until at least `n` distinct ids arrived and the topic went quiet.
+fn read_sla(bootstrap: &str, n: usize) -> Vec<String> {
+    let msgs = read_topic(bootstrap, "sla-events", 3 * SEC, 180 * SEC, |out| {
+        by_id(out.iter().map(text)).len() >= n
+    });
+    for m in &msgs {
+        let v: serde_json::Value = serde_json::from_str(&text(m)).unwrap();
+        assert_eq!(
+            m.key(),
+            Some(v["ticket_id"].as_str().unwrap().as_bytes()),
+            "keyed by ticket id"
+        );
+    }
+    msgs.iter().map(text).collect()
+}
+
+#[test]
+fn events_through_kafka_give_the_sla_events_of_replay() {
+    let broker = Broker::start();
+    broker.create_topics(&[("ticket-events", 3), ("sla-events", 3), ("dead-letters", 1)]);
+    let events = simulated(1, 2_000, 3);
+    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
+    let cfg = config(broker.dir.path(), &broker.bootstrap, "equal", &["ticket-events"], "");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    assert!(
+        expected.len() > 5_000,
+        "a meaningful amount of output ({})",
+        expected.len()
+    );
+
+    let _monitor = Monitor::start(&cfg, "monitor");
+    let lines = read_sla(&broker.bootstrap, expected.len());
+    assert_eq!(lines.len(), expected.len(), "no SLA event twice");
+    assert_same(&by_id(lines), &expected);
+}
+
+#[test]
+fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
+    let broker = Broker::start();
+    broker.create_topics(&[("ticket-events", 1), ("sla-events", 1), ("dead-letters", 1)]);
+    let t = "2026-06-01T10:00:00Z";
+    let created = |id: &str, eid: &str| {
+        format!(
+            r#"{{"type":"ticket.created","ticket_id":"{id}","occurred_at":"{t}","event_id":"{eid}","priority":"high","channel":"email","kind":"request","status":"new","opened_by":"customer"}}"#
+        )
+    };
+    let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
+        ("invalid_json", None), // tombstone
+        ("invalid_json", Some(b"\xff\xfe{\"type\"".to_vec())),
+        (
+            "too_large",
+            Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(3000)).into_bytes()),
+        ),
+        ("invalid_json", Some(b"{\"type\":".to_vec())),
+        (
+            "missing_field",
+            Some(format!(r#"{{"type":"ticket.created","occurred_at":"{t}"}}"#).into_bytes()),
+        ),
+        (
+            "unknown_type",
+            Some(format!(r#"{{"type":"ticket.exploded","ticket_id":"T-1","occurred_at":"{t}"}}"#).into_bytes()),
+        ),
+        (
+            "future_timestamp",
+            Some(created("T-3", "e3").replace(t, "2099-01-01T00:00:00Z").into_bytes()),
+        ),
+        ("", Some(created("T-2", "e1").into_bytes())),
+        ("duplicate_ticket", Some(created("T-2", "e2").into_bytes())),
+        (
+            "unknown_ticket",
+            Some(
+                format!(
+                    r#"{{"type":"reply.sent","ticket_id":"T-9","occurred_at":"{t}","author":"agent","public":true}}"#
+                )
+                .into_bytes(),
+            ),
+        ),
+    ];
+    let records: Vec<Rec> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (_, value))| (0, Some(format!("key-{i}").into_bytes()), value.clone()))
+        .collect();
+    produce(&broker.bootstrap, "ticket-events", &records);
+    let cfg = config(broker.dir.path(), &broker.bootstrap, "dead", &["ticket-events"], "");
+    let _monitor = Monitor::start_with(
+        &cfg,
+        "monitor",
+        &[
+            ("SLAWATCH__ENGINE__MAX_EVENT_BYTES", "2048"),
+            ("SLAWATCH__ENGINE__ORPHAN_HOLD", "1s"),
+        ],
+    );
+    let expected: Vec<usize> = (0..cases.len()).filter(|&i| !cases[i].0.is_empty()).collect();
+    let dead = read_topic(&broker.bootstrap, "dead-letters", 2 * SEC, 60 * SEC, |out| {
+        out.len() >= expected.len()
+    });
+    assert_eq!(dead.len(), expected.len());
+    let mut by_offset = BTreeMap::new();
+    for m in &dead {
+        let offset: usize = header(m, "slawatch.source.offset").unwrap().parse().unwrap();
+        by_offset.insert(offset, m);
+    }
+    for i in expected {
+        let m = by_offset
+            .get(&i)
+            .unwrap_or_else(|| panic!("no dead letter for record {i}"));
+        assert_eq!(header(m, "slawatch.reason").as_deref(), Some(cases[i].0), "record {i}");
+        assert!(!header(m, "slawatch.detail").unwrap().is_empty());
+        assert_eq!(header(m, "slawatch.source.topic").as_deref(), Some("ticket-events"));
+        assert_eq!(header(m, "slawatch.source.partition").as_deref(), Some("0"));
+        assert_eq!(m.key(), Some(format!("key-{i}").as_bytes()));
+        assert_eq!(m.payload(), cases[i].1.as_deref(), "original bytes of record {i}");
+    }
+}
+
+/// ticket.created on one topic, everything else on another. History read together gives the
+/// result of the merged stream; a live reply that overtakes its ticket's creation is held
+/// until the creation arrives.
+#[test]
+fn several_input_topics_hold_orphans_and_give_the_merged_result() {
+    let broker = Broker::start();
+    broker.create_topics(&[("tickets", 2), ("activity", 2), ("sla-events", 2), ("dead-letters", 1)]);
+    let events = simulated(2, 1_000, 2);
+    let (created, activity): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.2.contains("ticket.created"));
+    produce(&broker.bootstrap, "activity", &as_records(&activity));
+    produce(&broker.bootstrap, "tickets", &as_records(&created));
+    let cfg = config(
+        broker.dir.path(),
+        &broker.bootstrap,
+        "multi",
+        &["tickets", "activity"],
+        "",
+    );
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let monitor = Monitor::start(&cfg, "monitor");
+    let lines = read_sla(&broker.bootstrap, expected.len());
+    assert_same(&by_id(lines), &expected);
+
+    let t0 = wall_now();
+    let id = "T-live";
+    let p = partition_of(id, 2);
+    let reply = format!(
+        r#"{{"type":"reply.sent","ticket_id":"{id}","occurred_at":"{}","author":"agent","public":true}}"#,
+        Rfc3339(t0)
+    );
+    produce(
+        &broker.bootstrap,
+        "activity",
+        &[(p, Some(id.into()), Some(reply.into_bytes()))],
+    );
+    std::thread::sleep(2 * SEC);
+    let created = format!(
+        r#"{{"type":"ticket.created","ticket_id":"{id}","occurred_at":"{}","priority":"urgent","channel":"chat","kind":"request","status":"new","opened_by":"customer"}}"#,
+        Rfc3339(t0 - 1_000)
+    );
+    produce(
+        &broker.bootstrap,
+        "tickets",
+        &[(p, Some(id.into()), Some(created.into_bytes()))],
+    );
+    let out = read_topic(&broker.bootstrap, "sla-events", 2 * SEC, 30 * SEC, |out| {
+        out.iter().map(text).any(|l| l.contains(id))
+    });
+    let live: Vec<String> = out.iter().map(text).filter(|l| l.contains(id)).collect();
+    assert!(
+        live.iter()
+            .any(|l| l.contains("\"id\":\"fulfilled:first_response:1:T-live\"") && l.contains("\"outcome\":\"met\"")),
+        "{live:#?}\n{}",
+        monitor.log_text()
+    );
+    let dead = read_topic(&broker.bootstrap, "dead-letters", SEC, 2 * SEC, |_| true);
+    assert!(dead.is_empty(), "no orphan expired: {} dead letters", dead.len());
+}
+
+#[test]
+fn input_topics_with_different_partition_counts_are_refused() {
+    let broker = Broker::start();
+    broker.create_topics(&[("a", 2), ("b", 3), ("sla-events", 1), ("dead-letters", 1)]);
+    let cfg = config(broker.dir.path(), &broker.bootstrap, "mismatch", &["a", "b"], "");
+    let mut monitor = Monitor::start(&cfg, "monitor");
+    let status = monitor.wait_exit(30 * SEC);
+    assert_eq!(status.code(), Some(2));
+    let log = monitor.log_text();
+    assert!(log.contains("co-partitioned") && log.contains("a: 2, b: 3"), "{log}");
+}
+
+/// Waits until `group` has committed something on `topic`, then returns the sum.
+fn first_commit(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    for _ in 0..600 {
+        let sum: i64 = committed(bootstrap, group, topic, partitions)
+            .iter()
+            .map(|&o| o.max(0))
+            .sum();
+        if sum > 0 {
+            return sum;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{group} committed nothing in 30 s");
+}
+
+#[test]
+fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
+    let broker = Broker::start();
+    broker.create_topics(&[("ticket-events", 3), ("sla-events", 3), ("dead-letters", 1)]);
+    let events = simulated(3, 40_000, 3);
+    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
+    let cfg = config(broker.dir.path(), &broker.bootstrap, "crash", &["ticket-events"], "");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+
+    let first = Monitor::start(&cfg, "first");
+    let done = first_commit(&broker.bootstrap, "crash", "ticket-events", 3);
+    drop(first); // SIGKILL
+    assert!(
+        done < events.len() as i64,
+        "the kill came after everything was read ({done} of {}); the test needs more data",
+        events.len()
+    );
+    let second = Monitor::start(&cfg, "second");
+    let lines = read_sla(&broker.bootstrap, expected.len());
+    assert_same(&by_id(lines), &expected);
+    assert!(
+        second.log_text().contains("rebuilding"),
+        "the restart rebuilt its shards"
+    );
+}
+
+#[test]
+fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
+    let broker = Broker::start();
+    broker.create_topics(&[("ticket-events", 4), ("sla-events", 4), ("dead-letters", 1)]);
+    let events = simulated(4, 40_000, 4);
+    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
+    let cfg = config(broker.dir.path(), &broker.bootstrap, "pair", &["ticket-events"], "");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+
+    let a = Monitor::start(&cfg, "a");
+    a.wait_for("partitions assigned", 30 * SEC);
+    let mut b = Monitor::start(&cfg, "b");
+    b.wait_for("partitions assigned", 60 * SEC);
+    std::thread::sleep(SEC);
+    b.signal("-INT");
+    assert!(b.wait_exit(30 * SEC).success(), "{}", b.log_text());
+    let lines = read_sla(&broker.bootstrap, expected.len());
+    assert_same(&by_id(lines), &expected);
+    let shared = b
+        .log_text()
+        .lines()
+        .any(|l| l.contains("partitions assigned") && !l.contains("assigned\":\"[]"));
+    assert!(shared, "the second instance took partitions:\n{}", b.log_text());
+    drop(a);
+}
+
+#[test]
+fn graceful_shutdown_commits_everything_and_a_restart_repeats_nothing() {
+    let broker = Broker::start();
+    broker.create_topics(&[("ticket-events", 2), ("sla-events", 2), ("dead-letters", 1)]);
+    let events = simulated(5, 1_000, 2);
+    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
+    let cfg = config(broker.dir.path(), &broker.bootstrap, "calm", &["ticket-events"], "");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+
+    let mut first = Monitor::start(&cfg, "first");
+    let lines = read_sla(&broker.bootstrap, expected.len());
+    first.signal("-TERM");
+    assert!(first.wait_exit(15 * SEC).success(), "{}", first.log_text());
+    let per_partition: Vec<i64> = (0..2)
+        .map(|p| events.iter().filter(|e| e.0 == p).count() as i64)
+        .collect();
+    assert_eq!(committed(&broker.bootstrap, "calm", "ticket-events", 2), per_partition);
+
+    let second = Monitor::start(&cfg, "second");
+    second.wait_for("partitions assigned", 30 * SEC);
+    std::thread::sleep(5 * SEC);
+    let again = read_topic(&broker.bootstrap, "sla-events", 2 * SEC, 10 * SEC, |_| true);
+    assert_eq!(again.len(), lines.len(), "the restart emitted nothing new");
+}
+
+/// A 30 s broker outage: the frontier stops, so a ticket answered (by event time) before its
+/// deadline, whose reply only arrives after the outage, is not reported breached.
+#[test]
+fn a_broker_outage_fakes_no_breach() {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["ticket-events", "sla-events", "dead-letters"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("outage.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nidle_grace = \"1s\"\n[kafka]\nbrokers = {bootstrap:?}\ngroup_id = \"outage\"\n\
+             dead_letter_topic = \"dead-letters\"\n\
+             [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
+        ),
+    )
+    .unwrap();
+    let monitor = Monitor::start(&cfg, "monitor");
+    monitor.wait_for("partitions assigned", 30 * SEC);
+    let t0 = wall_now();
+    let event = |ty: &str, id: &str, at: i64, rest: &str| {
+        let json = format!(
+            r#"{{"type":"{ty}","ticket_id":"{id}","occurred_at":"{}",{rest}}}"#,
+            Rfc3339(at)
+        );
+        (0, Some(id.as_bytes().to_vec()), Some(json.into_bytes()))
+    };
+    let created = r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
+    produce(
+        &bootstrap,
+        "ticket-events",
+        &[
+            event("ticket.created", "T-answered", t0, created),
+            event("ticket.created", "T-ignored", t0, created),
+        ],
+    );
+    std::thread::sleep(3 * SEC);
+    cluster.broker_down(1).unwrap();
+    std::thread::sleep(30 * SEC);
+    cluster.broker_up(1).unwrap();
+    let reply = r#""author":"agent","public":true"#;
+    produce(
+        &bootstrap,
+        "ticket-events",
+        &[event("reply.sent", "T-answered", t0 + 10_000, reply)],
+    );
+    let out = read_topic(&bootstrap, "sla-events", 3 * SEC, 60 * SEC, |out| {
+        out.iter()
+            .map(text)
+            .any(|l| l.contains("T-ignored") && l.contains("sla.breached"))
+            && out
+                .iter()
+                .map(text)
+                .any(|l| l.contains("T-answered") && l.contains("sla.fulfilled"))
+    });
+    let lines: Vec<String> = out.iter().map(text).collect();
+    let answered: Vec<&String> = lines.iter().filter(|l| l.contains("T-answered")).collect();
+    assert!(
+        answered.iter().all(|l| !l.contains("sla.breached")),
+        "breach faked during the outage: {answered:#?}"
+    );
+    assert!(
+        answered
+            .iter()
+            .any(|l| l.contains("sla.fulfilled") && l.contains("\"outcome\":\"met\""))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("T-ignored") && l.contains("sla.breached"))
+    );
+}

@@ -1,0 +1,358 @@
+//! Test harness: a real tansu broker per test, `slawatch run` processes, producing, reading
+//! topics back, and per-partition `replay` expectations.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The tansu binary: `SLAWATCH_TANSU`, else `tansu` in ~/.cargo/bin. Missing is a failure, not
+/// a skip: `scripts/setup.sh` installs it.
+fn tansu_binary() -> PathBuf {
+    let path = std::env::var_os("SLAWATCH_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
+            home.join("bin/tansu")
+        });
+    assert!(
+        path.exists(),
+        "the tansu broker is not installed at {} (run scripts/setup.sh)",
+        path.display()
+    );
+    path
+}
+
+/// A tansu broker on a free loopback port, memory storage; killed on drop.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = File::create(dir.path().join("tansu.log")).unwrap();
+        let child = Command::new(tansu_binary())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&bootstrap).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, bootstrap, dir }
+    }
+
+    pub fn create_topics(&self, topics: &[(&str, i32)]) {
+        create_topics(&self.bootstrap, topics);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|&(name, n)| NewTopic::new(name, n, TopicReplication::Fixed(1)))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for result in runtime
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .unwrap()
+    {
+        result.unwrap();
+    }
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+/// One record to produce: partition, key, value (None: tombstone).
+pub type Rec = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap).set("linger.ms", "20").create().unwrap();
+    for (p, key, value) in records {
+        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(*p);
+        if let Some(k) = key {
+            r = r.key(&k[..]);
+        }
+        if let Some(v) = value {
+            r = r.payload(&v[..]);
+        }
+        let mut r = r;
+        loop {
+            match producer.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Which of `n` partitions a ticket's events go to in these tests.
+pub fn partition_of(ticket_id: &str, n: i32) -> i32 {
+    (xxhash_rust::xxh3::xxh3_64(ticket_id.as_bytes()) % n as u64) as i32
+}
+
+/// Events of a historic simulation, each with its partition among `n`.
+pub fn simulated(seed: u64, tickets: u64, n: i32) -> Vec<(i32, String, String)> {
+    let cfg = slawatch::sim::SimConfig::new(seed, tickets, 1_780_300_800_000, 400.0); // 2026-06-01
+    slawatch::sim::generate(&cfg)
+        .map(|e| (partition_of(&e.ticket_id, n), e.ticket_id, e.json))
+        .collect()
+}
+
+pub fn as_records(events: &[(i32, String, String)]) -> Vec<Rec> {
+    events
+        .iter()
+        .map(|(p, id, json)| (*p, Some(id.clone().into_bytes()), Some(json.clone().into_bytes())))
+        .collect()
+}
+
+/// Every record of `topic`, read with a group-less consumer until `enough` holds for the
+/// records read and nothing new came for `quiet`, or `limit` passes.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    quiet: Duration,
+    limit: Duration,
+    enough: impl Fn(&[OwnedMessage]) -> bool,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "slawatch-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let (start, mut last) = (Instant::now(), Instant::now());
+    let mut out = Vec::new();
+    while start.elapsed() < limit {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                out.push(m.detach());
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None if last.elapsed() >= quiet && enough(&out) => break,
+            None => {}
+        }
+    }
+    out
+}
+
+pub fn text(m: &OwnedMessage) -> String {
+    String::from_utf8(m.payload().expect("a value").to_vec()).unwrap()
+}
+
+pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+    let h = m.headers()?;
+    h.iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// SLA events by id (the last copy wins; copies of one id are identical in these tests).
+pub fn by_id(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, String> {
+    lines
+        .into_iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            (v["id"].as_str().unwrap().to_string(), l)
+        })
+        .collect()
+}
+
+/// What `replay` makes of each partition's events on its own (the live monitor keeps one
+/// frontier per partition), with the frontier finally at `until`.
+pub fn replay_by_partition(config: &Path, events: &[(i32, String, String)], until: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partitions: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for (p, _, json) in events {
+        partitions.entry(*p).or_default().push(json);
+    }
+    let mut lines = Vec::new();
+    for (p, evs) in partitions {
+        let input = dir.path().join(format!("p{p}.ndjson"));
+        std::fs::write(&input, evs.join("\n") + "\n").unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+            .args(["replay", "--config"])
+            .arg(config)
+            .arg("--input")
+            .arg(&input)
+            .args(["--until", until])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        lines.extend(String::from_utf8(out.stdout).unwrap().lines().map(String::from));
+    }
+    lines
+}
+
+/// The example configuration with a `[kafka]` section (and `extra` TOML) appended.
+pub fn config(dir: &Path, bootstrap: &str, group: &str, inputs: &[&str], extra: &str) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo("config/example.toml")).unwrap();
+    let inputs: Vec<String> = inputs.iter().map(|t| format!("{t:?}")).collect();
+    text.push_str(&format!(
+        "\n[kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\ninput_topics = [{}]\n\
+         output_topic = \"sla-events\"\ndead_letter_topic = \"dead-letters\"\n{extra}\n",
+        inputs.join(", ")
+    ));
+    let path = dir.join(format!("{group}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A `slawatch run` process with its log; killed on drop.
+pub struct Monitor {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Monitor {
+    pub fn start(config: &Path, name: &str) -> Monitor {
+        Monitor::start_with(config, name, &[])
+    }
+
+    pub fn start_with(config: &Path, name: &str, env: &[(&str, &str)]) -> Monitor {
+        let log = config.with_file_name(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_slawatch"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Monitor { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} in the monitor's log within {limit:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "monitor still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Committed offsets of `group` for every partition of `topic`.
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = client(bootstrap).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    (0..partitions)
+        .map(|p| match c.find_partition(topic, p).unwrap().offset() {
+            Offset::Offset(n) => n,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// Asserts two id → line maps are equal, reporting a few differences rather than both maps.
+pub fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
+    let missing: Vec<&String> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+    let extra: Vec<&String> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+    let differ: Vec<(&String, &String)> = expected
+        .iter()
+        .filter_map(|(k, v)| got.get(k).filter(|g| *g != v).map(|g| (v, g)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && differ.is_empty(),
+        "{} expected, {} got: {} missing (e.g. {:?}), {} unexpected (e.g. {:?}), {} differ (e.g. {:#?})",
+        expected.len(),
+        got.len(),
+        missing.len(),
+        &missing[..missing.len().min(3)],
+        extra.len(),
+        &extra[..extra.len().min(3)],
+        differ.len(),
+        &differ[..differ.len().min(2)]
+    );
+}
