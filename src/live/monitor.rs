@@ -116,23 +116,20 @@ impl State {
         partitions.dedup();
         let mut fresh = Vec::new();
         for &p in &partitions {
-            let offsets: Vec<(i64, Instant)> = topics
+            let offsets: Vec<i64> = topics
                 .iter()
-                .map(|t| match committed.find_partition(t, p) {
-                    Some(e) => match e.offset() {
-                        Offset::Offset(n) => (n, e.metadata().parse().unwrap_or(Instant::MIN)),
-                        _ => (0, Instant::MIN),
-                    },
-                    None => (0, Instant::MIN),
+                .map(|t| match committed.find_partition(t, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(n)) => n,
+                    _ => 0,
                 })
                 .collect();
             let keep = self
                 .shards
                 .get(&p)
-                .is_some_and(|s| (0..topics.len()).all(|t| s.next(t) == Some(offsets[t].0)));
+                .is_some_and(|s| (0..topics.len()).all(|t| s.next(t) == Some(offsets[t])));
             for (t, topic) in topics.iter().enumerate() {
                 let start = if keep {
-                    Offset::Offset(offsets[t].0)
+                    Offset::Offset(offsets[t])
                 } else {
                     Offset::Beginning
                 };
@@ -240,16 +237,15 @@ impl State {
 
     /// Commits every shard's progress once all outputs produced so far are acknowledged.
     fn commit(&mut self, consumer: &BaseConsumer<Ctx>, mode: CommitMode, wait: Duration) {
-        let progress: Vec<(i32, usize, i64, Instant)> = self
+        let progress: Vec<(i32, usize, i64)> = self
             .shards
             .iter()
-            .flat_map(|(&p, shard)| shard.progress().map(move |(t, next, f)| (p, t, next, f)))
+            .flat_map(|(&p, shard)| shard.progress().map(move |(t, next)| (p, t, next)))
             .collect();
         let mut tpl = TopicPartitionList::new();
-        for &(p, t, next, frontier) in &progress {
-            let mut e = tpl.add_partition(&self.settings.input_topics[t], p);
-            e.set_offset(Offset::Offset(next)).expect("a valid offset");
-            e.set_metadata(frontier.to_string());
+        for &(p, t, next) in &progress {
+            tpl.add_partition_offset(&self.settings.input_topics[t], p, Offset::Offset(next))
+                .expect("a valid offset");
         }
         if progress.is_empty() {
             return;
@@ -264,7 +260,7 @@ impl State {
         }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
-                for (p, t, next, _) in progress {
+                for (p, t, next) in progress {
                     if let Some(shard) = self.shards.get_mut(&p) {
                         shard.mark_committed(t, next);
                     }

@@ -34,9 +34,6 @@ struct Topic {
     /// Offset last committed by this shard.
     committed: i64,
     frontier: Instant,
-    /// The frontier recorded with the commit at `live_from` (ticks may have taken it past the
-    /// records'), restored once the re-read reaches `live_from`.
-    restore: Instant,
 }
 
 pub struct Shard {
@@ -51,20 +48,18 @@ pub struct Shard {
 
 impl Shard {
     /// A shard for partition number `partition`, rebuilt by reading every input topic from the
-    /// beginning; `committed[t]` is the committed offset of input topic `t` (0 if none) and the
-    /// frontier recorded with it (`Instant::MIN` if none).
-    pub fn new(rules: Arc<Rules>, partition: i32, committed: &[(i64, Instant)]) -> Shard {
+    /// beginning; `committed[t]` is the committed offset of input topic `t` (0 if none).
+    pub fn new(rules: Arc<Rules>, partition: i32, committed: &[i64]) -> Shard {
         let e = &rules.engine;
         Shard {
             partition,
             topics: committed
                 .iter()
-                .map(|&(c, restore)| Topic {
+                .map(|&c| Topic {
                     next: None,
                     live_from: c,
                     committed: c,
                     frontier: Instant::MIN,
-                    restore,
                 })
                 .collect(),
             allowed_lateness: e.allowed_lateness,
@@ -80,13 +75,12 @@ impl Shard {
         self.topics[topic].next
     }
 
-    /// Topics read past their last commit, with the offset to commit and the topic's frontier
-    /// to record with it.
-    pub fn progress(&self) -> impl Iterator<Item = (usize, i64, Instant)> + '_ {
+    /// Topics read past their last commit, with the offset to commit.
+    pub fn progress(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
         self.topics
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| t.next.filter(|&n| n > t.committed).map(|n| (i, n, t.frontier)))
+            .filter_map(|(i, t)| t.next.filter(|&n| n > t.committed).map(|n| (i, n)))
     }
 
     pub fn mark_committed(&mut self, topic: usize, offset: i64) {
@@ -153,20 +147,6 @@ impl Shard {
                 rejection,
             });
         }
-        if suppress
-            && self
-                .topics
-                .iter()
-                .all(|t| t.next.is_some_and(|n| n >= t.live_from) || t.live_from == 0)
-        {
-            // The re-read has reached the committed position: take the frontier to where the
-            // committing run had it, so what it emitted (e.g. a breach a late reply retracts)
-            // counts as emitted here too. What this emits was delivered before: suppressed.
-            for t in &mut self.topics {
-                t.frontier = t.frontier.max(std::mem::replace(&mut t.restore, Instant::MIN));
-            }
-            self.engine.advance(self.frontier(), out);
-        }
         suppress
     }
 
@@ -184,87 +164,5 @@ impl Shard {
 
     fn frontier(&self) -> Instant {
         self.topics.iter().map(|t| t.frontier).min().unwrap_or(Instant::MIN)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::SlaKind;
-    use crate::time::parse_rfc3339;
-
-    const T0: &str = "2026-06-01T10:00:00Z";
-    const MIN: i64 = 60_000;
-
-    fn rules() -> Arc<Rules> {
-        let toml = "[[policy]]\nname = \"p\"\n[policy.targets.first_response]\nnormal = \"5m\"\n";
-        crate::config::from_toml(toml).unwrap().rules
-    }
-
-    fn t0() -> Instant {
-        parse_rfc3339(T0).unwrap()
-    }
-
-    fn created(id: &str) -> String {
-        format!(
-            r#"{{"type":"ticket.created","ticket_id":"{id}","occurred_at":"{T0}","priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer"}}"#
-        )
-    }
-
-    fn reply(id: &str, at: Instant) -> String {
-        format!(
-            r#"{{"type":"reply.sent","ticket_id":"{id}","occurred_at":"{}","author":"agent","public":true}}"#,
-            crate::time::Rfc3339(at)
-        )
-    }
-
-    fn feed(shard: &mut Shard, topic: usize, offset: i64, json: &str, out: &mut Outbox<Record>) -> bool {
-        shard.record(topic, offset, None, Some(json.as_bytes()), t0() + 60 * MIN, out)
-    }
-
-    fn kinds(out: &Outbox<Record>) -> Vec<SlaKind> {
-        out.sla.iter().map(|e| e.kind).collect()
-    }
-
-    #[test]
-    fn records_below_the_committed_offset_are_re_read_silently() {
-        let mut shard = Shard::new(rules(), 0, &[(2, Instant::MIN)]);
-        let mut out = Outbox::default();
-        assert!(feed(&mut shard, 0, 0, &created("A"), &mut out));
-        assert!(feed(&mut shard, 0, 1, &created("B"), &mut out));
-        assert!(!feed(&mut shard, 0, 2, &reply("A", t0() + MIN), &mut out));
-        assert_eq!(shard.progress().collect::<Vec<_>>(), vec![(0, 3, t0() + MIN)]);
-    }
-
-    /// The committing run's ticks had passed A's deadline; its reply, on time by event time,
-    /// arrives after the restart and retracts the breach as it would have without the restart.
-    #[test]
-    fn the_committed_frontier_is_restored_so_a_late_reply_retracts_the_breach() {
-        let mut shard = Shard::new(rules(), 0, &[(1, t0() + 6 * MIN)]);
-        let mut out = Outbox::default();
-        assert!(feed(&mut shard, 0, 0, &created("A"), &mut out));
-        assert_eq!(
-            kinds(&out),
-            vec![SlaKind::Breached],
-            "re-emitted (and suppressed by the caller)"
-        );
-        out.sla.clear();
-        assert!(!feed(&mut shard, 0, 1, &reply("A", t0() + 2 * MIN), &mut out));
-        assert_eq!(kinds(&out), vec![SlaKind::BreachRetracted, SlaKind::Fulfilled]);
-    }
-
-    #[test]
-    fn the_frontier_is_the_minimum_over_topics_until_an_idle_topic_is_caught_up() {
-        let mut shard = Shard::new(rules(), 0, &[(0, Instant::MIN), (0, Instant::MIN)]);
-        let mut out = Outbox::default();
-        feed(&mut shard, 0, 0, &created("A"), &mut out);
-        feed(&mut shard, 0, 1, &created("B"), &mut out);
-        feed(&mut shard, 0, 2, &reply("B", t0() + 10 * MIN), &mut out);
-        let about_a = |out: &Outbox<Record>| out.sla.iter().filter(|e| e.ticket_id == "A").count();
-        assert_eq!(about_a(&out), 0, "topic 1 has said nothing yet: A's breach is not due");
-        shard.tick(|t| t == 0, t0() + 20 * MIN, &mut out);
-        assert_eq!(about_a(&out), 0, "topic 1 is not known to be caught up");
-        shard.tick(|_| true, t0() + 20 * MIN, &mut out);
-        assert_eq!(about_a(&out), 1, "both topics caught up: A breached");
     }
 }
