@@ -87,7 +87,7 @@ fn bare_consumer_rate(bootstrap: &str, n: i64) -> f64 {
 }
 
 fn peak_rss_mib(monitor: &Monitor) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", monitor.pid())).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", monitor.child.id())).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))

@@ -34,14 +34,36 @@ fn read_sla(bootstrap: &str, n: usize) -> Vec<String> {
     msgs.iter().map(text).collect()
 }
 
+/// A broker whose `ticket-events` topic (`partitions` partitions) holds a simulation of
+/// `tickets` tickets; a configuration for consumer group `group`; and what `replay` makes of
+/// each partition's events.
+fn loaded(
+    group: &str,
+    partitions: i32,
+    seed: u64,
+    tickets: u64,
+) -> (
+    Broker,
+    Vec<(i32, String, String)>,
+    std::path::PathBuf,
+    BTreeMap<String, String>,
+) {
+    let broker = Broker::start();
+    broker.create_topics(&[
+        ("ticket-events", partitions),
+        ("sla-events", partitions),
+        ("dead-letters", 1),
+    ]);
+    let events = simulated(seed, tickets, partitions);
+    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
+    let cfg = config(broker.dir.path(), &broker.bootstrap, group, &["ticket-events"], "");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    (broker, events, cfg, expected)
+}
+
 #[test]
 fn events_through_kafka_give_the_sla_events_of_replay() {
-    let broker = Broker::start();
-    broker.create_topics(&[("ticket-events", 3), ("sla-events", 3), ("dead-letters", 1)]);
-    let events = simulated(1, 2_000, 3);
-    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "equal", &["ticket-events"], "");
-    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let (broker, _, cfg, expected) = loaded("equal", 3, 1, 2_000);
     assert!(
         expected.len() > 5_000,
         "a meaningful amount of output ({})",
@@ -222,12 +244,7 @@ fn first_commit(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i
 
 #[test]
 fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
-    let broker = Broker::start();
-    broker.create_topics(&[("ticket-events", 3), ("sla-events", 3), ("dead-letters", 1)]);
-    let events = simulated(3, 40_000, 3);
-    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "crash", &["ticket-events"], "");
-    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let (broker, events, cfg, expected) = loaded("crash", 3, 3, 40_000);
 
     let first = Monitor::start(&cfg, "first");
     let done = first_commit(&broker.bootstrap, "crash", "ticket-events", 3);
@@ -248,12 +265,7 @@ fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
 
 #[test]
 fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
-    let broker = Broker::start();
-    broker.create_topics(&[("ticket-events", 4), ("sla-events", 4), ("dead-letters", 1)]);
-    let events = simulated(4, 40_000, 4);
-    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "pair", &["ticket-events"], "");
-    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let (broker, _, cfg, expected) = loaded("pair", 4, 4, 40_000);
 
     let a = Monitor::start(&cfg, "a");
     a.wait_for("partitions assigned", 30 * SEC);
@@ -273,13 +285,8 @@ fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
 }
 
 #[test]
-fn graceful_shutdown_commits_everything_and_a_restart_repeats_nothing() {
-    let broker = Broker::start();
-    broker.create_topics(&[("ticket-events", 2), ("sla-events", 2), ("dead-letters", 1)]);
-    let events = simulated(5, 1_000, 2);
-    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "calm", &["ticket-events"], "");
-    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+fn graceful_shutdown_commits_everything_and_a_restart_adds_nothing_new() {
+    let (broker, events, cfg, expected) = loaded("calm", 2, 5, 1_000);
 
     let mut first = Monitor::start(&cfg, "first");
     let lines = read_sla(&broker.bootstrap, expected.len());
@@ -294,7 +301,11 @@ fn graceful_shutdown_commits_everything_and_a_restart_repeats_nothing() {
     second.wait_for("partitions assigned", 30 * SEC);
     std::thread::sleep(5 * SEC);
     let again = read_topic(&broker.bootstrap, "sla-events", 2 * SEC, 10 * SEC, |_| true);
-    assert_eq!(again.len(), lines.len(), "the restart emitted nothing new");
+    // Alerts the first run emitted from wall-clock ticks come again once the rebuilt shards
+    // are caught up (duplicates by id, tolerated; docs/ARCHITECTURE.md): nothing else does.
+    let before = by_id(lines);
+    let after = by_id(again.iter().map(text));
+    assert_same(&after, &before);
 }
 
 /// A 30 s broker outage: the frontier stops, so a ticket answered (by event time) before its

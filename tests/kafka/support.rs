@@ -252,7 +252,7 @@ pub fn config(dir: &Path, bootstrap: &str, group: &str, inputs: &[&str], extra: 
 
 /// A `slawatch run` process with its log; killed on drop.
 pub struct Monitor {
-    child: Child,
+    pub child: Child,
     pub log: PathBuf,
 }
 
@@ -273,10 +273,6 @@ impl Monitor {
             .spawn()
             .unwrap();
         Monitor { child, log }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     pub fn log_text(&self) -> String {
