@@ -410,7 +410,7 @@ impl FileConfig {
             commit_interval,
             shutdown_grace,
             caught_up_window,
-            simulator: s.enabled.then(|| live::SimSettings {
+            simulator: s.enabled.then_some(live::SimSettings {
                 rate: s.rate,
                 speed: s.speed,
                 seed: s.seed,

@@ -230,8 +230,8 @@ impl<P> Engine<P> {
     }
 
     /// Applies one valid event without moving the frontier: the second half of
-    /// [`Engine::handle`], for callers that compute the frontier themselves (live mode with
-    /// several input topics, whose frontier is the minimum over the topics).
+    /// [`Engine::handle`], for the live shard, which advances the frontier itself (after a
+    /// restart it drops the alerts delivered before).
     pub fn apply(&mut self, ev: &Event, hold: impl FnOnce() -> P, out: &mut Outbox<P>) -> Applied {
         self.max_seen = self.max_seen.max(ev.occurred_at);
         let outcome = match self.tickets.find(&ev.ticket_id) {

@@ -52,12 +52,8 @@ impl<P> Orphans<P> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.count += 1;
-        // Held from the later of the frontier and the event's own time: the same in replay
-        // (the event has just advanced the frontier), and live with several input topics a
-        // frontier still at the start of a slower topic does not expire the event at once.
-        let from = frontier.max(ev.occurred_at.saturating_sub(settings.allowed_lateness));
         self.queue
-            .push_back((from.saturating_add(settings.orphan_hold), seq, ev.ticket_id.clone()));
+            .push_back((frontier.saturating_add(settings.orphan_hold), seq, ev.ticket_id.clone()));
         self.held
             .entry(ev.ticket_id.clone())
             .or_default()

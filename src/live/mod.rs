@@ -155,11 +155,8 @@ pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Resu
     };
     let result = monitor::run(settings, rules, &bootstrap, stop.clone());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(sim) = simulator {
-        match sim.join() {
-            Ok(Err(e)) => tracing::warn!("simulator: {e}"),
-            Ok(Ok(_)) | Err(_) => {}
-        }
+    if let Some(Ok(Err(e))) = simulator.map(|sim| sim.join()) {
+        tracing::warn!("simulator: {e}");
     }
     result
 }

@@ -7,6 +7,7 @@
 //! (docs/ARCHITECTURE.md).
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant as WallInstant};
@@ -105,9 +106,9 @@ impl Ctx {
 }
 
 impl State {
-    /// Keeps shards whose position equals the committed offsets (this instance had the
+    /// Keeps shards whose commit position equals the committed offsets (this instance had the
     /// partition and committed everything before the rebalance); rebuilds the others from the
-    /// beginning of the log, suppressing outputs below the committed offsets.
+    /// beginning of the log, suppressing what was delivered before the commit.
     fn assign(&mut self, consumer: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList) -> Result<(), LiveError> {
         let committed = consumer.committed_offsets(tpl.clone(), self.settings.shutdown_grace)?;
         let topics = &self.settings.input_topics;
@@ -116,31 +117,34 @@ impl State {
         partitions.dedup();
         let mut fresh = Vec::new();
         for &p in &partitions {
+            let mut restore = Instant::MAX;
             let offsets: Vec<i64> = topics
                 .iter()
-                .map(|t| match committed.find_partition(t, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(n)) => n,
-                    _ => 0,
+                .map(|t| {
+                    let entry = committed.find_partition(t, p);
+                    let committed_frontier = entry.as_ref().and_then(|e| e.metadata().parse().ok());
+                    restore = restore.min(committed_frontier.unwrap_or(Instant::MIN));
+                    match entry.map(|e| e.offset()) {
+                        Some(Offset::Offset(n)) => n,
+                        _ => 0,
+                    }
                 })
                 .collect();
             let keep = self
                 .shards
                 .get(&p)
-                .is_some_and(|s| (0..topics.len()).all(|t| s.next(t) == Some(offsets[t])));
+                .is_some_and(|s| (0..topics.len()).all(|t| s.position(t) == offsets[t]));
+            if !keep {
+                let shard = Shard::new(self.rules.clone(), p, &offsets, restore);
+                self.shards.insert(p, shard);
+                fresh.push(p);
+            }
+            let shard = &self.shards[&p];
             for (t, topic) in topics.iter().enumerate() {
-                let start = if keep {
-                    Offset::Offset(offsets[t])
-                } else {
-                    Offset::Beginning
-                };
+                let start = shard.next(t).map_or(Offset::Beginning, Offset::Offset);
                 if tpl.find_partition(topic, p).is_some() {
                     tpl.set_partition_offset(topic, p, start)?;
                 }
-            }
-            if !keep {
-                let shard = Shard::new(self.rules.clone(), p, &offsets);
-                self.shards.insert(p, shard);
-                fresh.push(p);
             }
         }
         self.shards.retain(|p, _| partitions.contains(p));
@@ -165,21 +169,21 @@ impl State {
             return;
         };
         let written = msg.timestamp().to_millis().map_or(wall, |t| t.min(wall));
-        let suppress = shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
-        if suppress {
-            self.outbox.sla.clear();
-            self.outbox.dead.clear();
-        } else {
-            self.send();
-        }
+        shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
+        self.send();
     }
 
-    fn tick(&mut self, wall: Instant) {
+    fn tick(&mut self, consumer: &BaseConsumer<Ctx>, wall: Instant) {
         let window = self.settings.caught_up_window;
+        let topics = &self.settings.input_topics;
         for (&p, shard) in &mut self.shards {
-            let next: Vec<Option<i64>> = (0..self.settings.input_topics.len()).map(|t| shard.next(t)).collect();
-            let ends = &self.ends;
-            shard.tick(|t| ends.caught_up(t, p, next[t], window), wall, &mut self.outbox);
+            let ends: Vec<bool> = (0..topics.len())
+                .map(|t| {
+                    let fetched = fetched_high(consumer, &topics[t], p);
+                    self.ends.caught_up(t, p, shard.next(t), fetched, window)
+                })
+                .collect();
+            shard.tick(|t| ends[t], wall, &mut self.outbox);
         }
         self.send();
     }
@@ -235,20 +239,24 @@ impl State {
         }
     }
 
-    /// Commits every shard's progress once all outputs produced so far are acknowledged.
+    /// Commits every shard's progress, with its frontier as the offsets' metadata, once all
+    /// outputs produced so far are acknowledged.
     fn commit(&mut self, consumer: &BaseConsumer<Ctx>, mode: CommitMode, wait: Duration) {
-        let progress: Vec<(i32, usize, i64)> = self
+        let progress: Vec<(i32, Vec<i64>, Instant)> = self
             .shards
             .iter()
-            .flat_map(|(&p, shard)| shard.progress().map(move |(t, next)| (p, t, next)))
+            .filter_map(|(&p, shard)| shard.progress().map(|(positions, f)| (p, positions, f)))
             .collect();
-        let mut tpl = TopicPartitionList::new();
-        for &(p, t, next) in &progress {
-            tpl.add_partition_offset(&self.settings.input_topics[t], p, Offset::Offset(next))
-                .expect("a valid offset");
-        }
         if progress.is_empty() {
             return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, positions, frontier) in &progress {
+            for (topic, &offset) in self.settings.input_topics.iter().zip(positions) {
+                let mut e = tpl.add_partition(topic, *p);
+                e.set_offset(Offset::Offset(offset)).expect("a valid offset");
+                e.set_metadata(frontier.to_string());
+            }
         }
         if let Err(e) = self.producer.flush(wait) {
             debug!("outputs not yet acknowledged, commit put off: {e}");
@@ -260,15 +268,33 @@ impl State {
         }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
-                for (p, t, next) in progress {
+                for (p, positions, frontier) in progress {
                     if let Some(shard) = self.shards.get_mut(&p) {
-                        shard.mark_committed(t, next);
+                        shard.mark_committed(&positions, frontier);
                     }
                 }
             }
             Err(e) => warn!("committing offsets: {e}"),
         }
     }
+}
+
+/// The high watermark of the consumer's last fetch response for a partition, if any came.
+fn fetched_high(consumer: &BaseConsumer<Ctx>, topic: &str, partition: i32) -> Option<i64> {
+    let topic = CString::new(topic).expect("topic names have no NUL byte");
+    let (mut low, mut high) = (-1, -1);
+    // SAFETY: the client pointer lives as long as `consumer`; librdkafka only reads `topic`
+    // and writes the two integers, from its cache, without blocking.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
@@ -354,7 +380,7 @@ pub fn run(
         }
         if last_tick.elapsed() >= TICK {
             last_tick = WallInstant::now();
-            ctx.lock().tick(super::wall_now());
+            ctx.lock().tick(&consumer, super::wall_now());
         }
         if last_commit.elapsed() >= settings.commit_interval {
             last_commit = WallInstant::now();

@@ -1,7 +1,7 @@
 //! End-of-log confirmations and the co-partitioning check, from a thread of their own.
 //!
-//! A partition counts as caught up only while a recent `ListOffsets` answer says the monitor
-//! has read to its end (SPEC §6). Asking on a separate client every [`PROBE_EVERY`] keeps the
+//! A partition counts as caught up only while a recent `ListOffsets` answer and the consumer's
+//! last fetch response both say the monitor has read to its end (SPEC §6). Asking on a separate client every [`PROBE_EVERY`] keeps the
 //! consumer loop free of blocking requests; when the broker cannot be reached no answer
 //! arrives, the confirmation ages past `caught_up_window`, and frontiers stop.
 
@@ -19,25 +19,40 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 const METADATA_EVERY: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Low and high watermark of a partition, and when the broker said so.
+type Marks = (i64, i64, WallInstant);
+
 /// What the probe knows, shared with the consumer loop.
 #[derive(Default)]
 pub struct Ends {
     /// (input topic index, partition) pairs to watch; set on every assignment.
     pub assigned: Mutex<Vec<(usize, i32)>>,
     /// Low and high watermark of each, and when the broker said so.
-    marks: Mutex<HashMap<(usize, i32), (i64, i64, WallInstant)>>,
+    marks: Mutex<HashMap<(usize, i32), Marks>>,
     /// Set when the input topics stop being co-partitioned.
     pub fatal: Mutex<Option<String>>,
 }
 
 impl Ends {
-    /// Whether `next` (the next offset to read, `None` before the first record) is at the end
-    /// of the log according to an answer no older than `window`.
-    pub fn caught_up(&self, topic: usize, partition: i32, next: Option<i64>, window: Duration) -> bool {
+    /// Whether the partition is read to its end: `next` (the next offset to read, `None`
+    /// before the first record) is at or past both the high watermark of a `ListOffsets`
+    /// answer no older than `window` and `fetched`, the high watermark of the consumer's last
+    /// fetch response. The recent answer proves the broker reachable; the fetch response is
+    /// exact where a broker's `ListOffsets` is not (tansu 0.6 answers the base offset of the
+    /// last batch plus one).
+    pub fn caught_up(
+        &self,
+        topic: usize,
+        partition: i32,
+        next: Option<i64>,
+        fetched: Option<i64>,
+        window: Duration,
+    ) -> bool {
         let marks = self.marks.lock().expect("probe lock");
-        marks
-            .get(&(topic, partition))
-            .is_some_and(|&(low, high, at)| at.elapsed() <= window && next.map_or(low >= high, |n| n >= high))
+        let (Some(&(low, high, at)), Some(fetched)) = (marks.get(&(topic, partition)), fetched) else {
+            return false;
+        };
+        at.elapsed() <= window && next.unwrap_or(low) >= high.max(fetched)
     }
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::message::Message;
@@ -42,12 +43,7 @@ fn loaded(
     partitions: i32,
     seed: u64,
     tickets: u64,
-) -> (
-    Broker,
-    Vec<(i32, String, String)>,
-    std::path::PathBuf,
-    BTreeMap<String, String>,
-) {
+) -> (Broker, Events, PathBuf, BTreeMap<String, String>) {
     let broker = Broker::start();
     broker.create_topics(&[
         ("ticket-events", partitions),
@@ -285,7 +281,6 @@ fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
 }
 
 #[test]
-#[ignore = "known bug, issue 3: a restart after a graceful stop sometimes publishes alerts no run should (e.g. breached for T-000001); run with --ignored"]
 fn graceful_shutdown_commits_everything_and_a_restart_adds_nothing_new() {
     let (broker, events, cfg, expected) = loaded("calm", 2, 5, 1_000);
 
@@ -302,72 +297,93 @@ fn graceful_shutdown_commits_everything_and_a_restart_adds_nothing_new() {
     second.wait_for("partitions assigned", 30 * SEC);
     std::thread::sleep(5 * SEC);
     let again = read_topic(&broker.bootstrap, "sla-events", 2 * SEC, 10 * SEC, |_| true);
-    // Alerts the first run emitted from wall-clock ticks come again once the rebuilt shards
-    // are caught up (duplicates by id, tolerated; docs/ARCHITECTURE.md): nothing else does.
-    let before = by_id(lines);
-    let after = by_id(again.iter().map(text));
-    assert_same(&after, &before);
+    // Alerts the first run emitted from wall-clock ticks may come again, as duplicates by id:
+    // tansu 0.6 drops the frontier committed as offset metadata (the mock-cluster test below
+    // shows a broker that keeps it). Nothing else does.
+    assert_same(&by_id(again.iter().map(text)), &by_id(lines));
+}
+
+/// librdkafka's mock cluster with the input, output and dead-letter topics (one partition),
+/// and a configuration for it: first response due 20 s after creation, `idle_grace` 1 s.
+fn mock_cluster(
+    dir: &Path,
+    group: &str,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+    PathBuf,
+) {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["ticket-events", "sla-events", "dead-letters"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let cfg = dir.join(format!("{group}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nidle_grace = \"1s\"\n[kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\n\
+             dead_letter_topic = \"dead-letters\"\n\
+             [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
+        ),
+    )
+    .unwrap();
+    (cluster, bootstrap, cfg)
+}
+
+/// An input record of partition 0: event `ty` of ticket `id` at `at`, with fields `rest`.
+fn event(ty: &str, id: &str, at: i64, rest: &str) -> Rec {
+    let json = format!(
+        r#"{{"type":"{ty}","ticket_id":"{id}","occurred_at":"{}",{rest}}}"#,
+        Rfc3339(at)
+    );
+    (0, Some(id.as_bytes().to_vec()), Some(json.into_bytes()))
+}
+
+const CREATED: &str = r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
+const REPLY: &str = r#""author":"agent","public":true"#;
+
+fn sla_lines(bootstrap: &str, quiet: Duration, enough: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let out = read_topic(bootstrap, "sla-events", quiet, 60 * SEC, |out| {
+        enough(&out.iter().map(text).collect::<Vec<_>>())
+    });
+    out.iter().map(text).collect()
 }
 
 /// A 30 s broker outage: the frontier stops, so a ticket answered (by event time) before its
 /// deadline, whose reply only arrives after the outage, is not reported breached.
 #[test]
 fn a_broker_outage_fakes_no_breach() {
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["ticket-events", "sla-events", "dead-letters"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
-    let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("outage.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nidle_grace = \"1s\"\n[kafka]\nbrokers = {bootstrap:?}\ngroup_id = \"outage\"\n\
-             dead_letter_topic = \"dead-letters\"\n\
-             [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
-        ),
-    )
-    .unwrap();
+    let (cluster, bootstrap, cfg) = mock_cluster(dir.path(), "outage");
     let monitor = Monitor::start(&cfg, "monitor");
     monitor.wait_for("partitions assigned", 30 * SEC);
     let t0 = wall_now();
-    let event = |ty: &str, id: &str, at: i64, rest: &str| {
-        let json = format!(
-            r#"{{"type":"{ty}","ticket_id":"{id}","occurred_at":"{}",{rest}}}"#,
-            Rfc3339(at)
-        );
-        (0, Some(id.as_bytes().to_vec()), Some(json.into_bytes()))
-    };
-    let created = r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
     produce(
         &bootstrap,
         "ticket-events",
         &[
-            event("ticket.created", "T-answered", t0, created),
-            event("ticket.created", "T-ignored", t0, created),
+            event("ticket.created", "T-answered", t0, CREATED),
+            event("ticket.created", "T-ignored", t0, CREATED),
         ],
     );
     std::thread::sleep(3 * SEC);
     cluster.broker_down(1).unwrap();
     std::thread::sleep(30 * SEC);
     cluster.broker_up(1).unwrap();
-    let reply = r#""author":"agent","public":true"#;
     produce(
         &bootstrap,
         "ticket-events",
-        &[event("reply.sent", "T-answered", t0 + 10_000, reply)],
+        &[event("reply.sent", "T-answered", t0 + 10_000, REPLY)],
     );
-    let out = read_topic(&bootstrap, "sla-events", 3 * SEC, 60 * SEC, |out| {
-        out.iter()
-            .map(text)
+    let lines = sla_lines(&bootstrap, 3 * SEC, |lines| {
+        lines
+            .iter()
             .any(|l| l.contains("T-ignored") && l.contains("sla.breached"))
-            && out
+            && lines
                 .iter()
-                .map(text)
                 .any(|l| l.contains("T-answered") && l.contains("sla.fulfilled"))
     });
-    let lines: Vec<String> = out.iter().map(text).collect();
     let answered: Vec<&String> = lines.iter().filter(|l| l.contains("T-answered")).collect();
     assert!(
         answered.iter().all(|l| !l.contains("sla.breached")),
@@ -383,4 +399,44 @@ fn a_broker_outage_fakes_no_breach() {
             .iter()
             .any(|l| l.contains("T-ignored") && l.contains("sla.breached"))
     );
+}
+
+/// A breach the wall clock fired, a graceful stop, then a reply dated before the deadline:
+/// the restarted monitor retracts the breach, as an uninterrupted one would, and sends it no
+/// second time. The frontier travels as commit metadata, which the mock cluster keeps (tansu
+/// 0.6 drops it).
+#[test]
+fn a_restart_remembers_the_breaches_the_clock_fired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, bootstrap, cfg) = mock_cluster(dir.path(), "remember");
+    let mut first = Monitor::start(&cfg, "first");
+    let t0 = wall_now() - 60_000;
+    produce(
+        &bootstrap,
+        "ticket-events",
+        &[event("ticket.created", "T-late", t0, CREATED)],
+    );
+    sla_lines(&bootstrap, SEC, |lines| {
+        lines.iter().any(|l| l.contains("sla.breached"))
+    });
+    first.signal("-TERM");
+    assert!(first.wait_exit(15 * SEC).success(), "{}", first.log_text());
+
+    produce(
+        &bootstrap,
+        "ticket-events",
+        &[event("reply.sent", "T-late", t0 + 10_000, REPLY)],
+    );
+    let second = Monitor::start(&cfg, "second");
+    let lines = sla_lines(&bootstrap, 3 * SEC, |lines| {
+        lines.iter().any(|l| l.contains("sla.fulfilled"))
+    });
+    let kinds: Vec<&str> = lines.iter().map(|l| l.split('"').nth(3).unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["sla.breached", "sla.breach_retracted", "sla.fulfilled"],
+        "{lines:#?}\n{}",
+        second.log_text()
+    );
+    assert!(lines[2].contains("\"outcome\":\"met\""), "{}", lines[2]);
 }

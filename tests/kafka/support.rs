@@ -136,8 +136,11 @@ pub fn partition_of(ticket_id: &str, n: i32) -> i32 {
     (xxhash_rust::xxh3::xxh3_64(ticket_id.as_bytes()) % n as u64) as i32
 }
 
+/// Simulated events: partition, ticket id, JSON.
+pub type Events = Vec<(i32, String, String)>;
+
 /// Events of a historic simulation, each with its partition among `n`.
-pub fn simulated(seed: u64, tickets: u64, n: i32) -> Vec<(i32, String, String)> {
+pub fn simulated(seed: u64, tickets: u64, n: i32) -> Events {
     let cfg = slawatch::sim::SimConfig::new(seed, tickets, 1_780_300_800_000, 400.0); // 2026-06-01
     slawatch::sim::generate(&cfg)
         .map(|e| (partition_of(&e.ticket_id, n), e.ticket_id, e.json))
