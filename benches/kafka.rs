@@ -1,10 +1,15 @@
-//! Catch-up throughput of `slawatch run` against a bare rdkafka consumer, on one tansu broker
-//! in the same run (issue: "at least 70% of a bare consumer").
+//! `slawatch run` on a tansu broker (needs tansu: `scripts/setup.sh`), two parts:
 //!
-//! `cargo bench --bench kafka` (needs tansu: `scripts/setup.sh`). `SLAWATCH_BENCH_EVENTS`
-//! sets the number of events (default 2,000,000). Rates are measured from the first record
-//! consumed (bare) or the first commit (slawatch) to the last, so group joins do not count;
-//! slawatch commits every second, which bounds its timing error to about a second.
+//! - `throughput`: catch-up rate against a bare rdkafka consumer reading the same topic in the
+//!   same run (target: at least 70%). `SLAWATCH_BENCH_EVENTS` sets the number of events
+//!   (default 2,000,000). Rates are measured from the first record consumed (bare) or the
+//!   first commit (slawatch) to the last, so group joins do not count; slawatch commits every
+//!   second, which bounds its timing error to about a second.
+//! - `latency`: with 1,000,000 open tickets (`SLAWATCH_BENCH_OPEN`), the delay from each
+//!   alert's instant to its arrival at a reader of the output topic (target p99: `idle_grace`
+//!   + 1 s), and the monitor's resident memory.
+//!
+//! `cargo bench --bench kafka` runs both; `cargo bench --bench kafka -- latency` one.
 
 #[path = "../tests/kafka/support.rs"]
 #[allow(dead_code)]
@@ -12,17 +17,31 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use slawatch::live::wall_now;
+use slawatch::time::{Rfc3339, parse_rfc3339};
 use support::*;
 
 const PARTITIONS: i32 = 3;
 
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn main() {
-    let wanted: usize = std::env::var("SLAWATCH_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
+    let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let run = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    if run("throughput") {
+        throughput(env("SLAWATCH_BENCH_EVENTS", 2_000_000));
+    }
+    if run("latency") {
+        latency(env("SLAWATCH_BENCH_OPEN", 1_000_000));
+    }
+}
+
+fn throughput(wanted: usize) {
     let broker = Broker::start();
     broker.create_topics(&[
         ("ticket-events", PARTITIONS),
@@ -63,7 +82,99 @@ fn main() {
         "slawatch run: {rate:.0} events/s ({:.0}% of the bare consumer)",
         100.0 * rate / bare
     );
-    println!("slawatch peak RSS: {} MiB", peak_rss_mib(&monitor));
+    println!("slawatch peak RSS: {} MiB", memory_mib(&monitor, "VmHWM"));
+}
+
+/// 24x7 targets: urgent tickets answer in 10 minutes, low ones in 30 days.
+const LATENCY_POLICY: &str = "[[policy]]\nname = \"bench\"\nwarn_at = []\n\
+    [policy.targets.first_response]\nurgent = \"10m\"\nlow = \"30d\"\n";
+const TARGET_MS: i64 = 600_000;
+/// Time to load the tickets and let the monitor catch up before the first deadline.
+const LEAD_MS: i64 = 150_000;
+/// Deadlines fall evenly over this window.
+const WINDOW_MS: i64 = 60_000;
+const ALERTS: usize = 12_000;
+
+fn latency(open: usize) {
+    let broker = Broker::start();
+    broker.create_topics(&[
+        ("ticket-events", PARTITIONS),
+        ("sla-events", PARTITIONS),
+        ("dead-letters", 1),
+    ]);
+    let cfg = broker.dir.path().join("latency.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[kafka]\nbrokers = {:?}\ngroup_id = \"latency\"\ndead_letter_topic = \"dead-letters\"\n{LATENCY_POLICY}",
+            broker.bootstrap
+        ),
+    )
+    .unwrap();
+    let monitor = Monitor::start(&cfg, "monitor");
+    let start = wall_now();
+    let first_deadline = start + LEAD_MS;
+    let created = |id: String, priority: &str, at: i64| {
+        let json = format!(
+            r#"{{"type":"ticket.created","ticket_id":"{id}","occurred_at":"{}","priority":"{priority}","channel":"email","kind":"request","status":"new","opened_by":"customer"}}"#,
+            Rfc3339(at)
+        );
+        (
+            partition_of(&id, PARTITIONS),
+            Some(id.into_bytes()),
+            Some(json.into_bytes()),
+        )
+    };
+    // Urgent tickets first, dated so that their deadlines fall in the window; then the rest,
+    // open for a month, created now.
+    let mut records: Vec<Rec> = (0..ALERTS)
+        .map(|i| {
+            let deadline = first_deadline + WINDOW_MS * i as i64 / ALERTS as i64;
+            created(format!("U-{i:06}"), "urgent", deadline - TARGET_MS)
+        })
+        .collect();
+    records.extend((ALERTS..open).map(|i| created(format!("L-{i:07}"), "low", start)));
+    produce(&broker.bootstrap, "ticket-events", &records);
+    drop(records);
+    println!(
+        "loaded {open} open tickets in {:.1} s",
+        (wall_now() - start) as f64 / 1000.0
+    );
+
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "latency-reader")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("sla-events", p, Offset::Beginning).unwrap();
+    }
+    reader.assign(&tpl).unwrap();
+    let mut delays = Vec::with_capacity(ALERTS);
+    let until = Instant::now() + Duration::from_millis((first_deadline + WINDOW_MS - wall_now()) as u64 + 30_000);
+    while delays.len() < ALERTS && Instant::now() < until {
+        let Some(msg) = reader.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let received = wall_now();
+        let v: serde_json::Value = serde_json::from_slice(msg.unwrap().payload().unwrap()).unwrap();
+        if v["type"] == "sla.breached" {
+            delays.push(received - parse_rfc3339(v["at"].as_str().unwrap()).unwrap());
+        }
+    }
+    let rss = memory_mib(&monitor, "VmRSS");
+    delays.sort_unstable();
+    let q = |f: f64| delays[((delays.len() - 1) as f64 * f) as usize] as f64 / 1000.0;
+    println!(
+        "{} breaches of {ALERTS} received; delay from the breach instant: p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        delays.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+    println!("slawatch RSS with {open} open tickets: {rss} MiB");
 }
 
 fn bare_consumer_rate(bootstrap: &str, n: i64) -> f64 {
@@ -86,11 +197,12 @@ fn bare_consumer_rate(bootstrap: &str, n: i64) -> f64 {
     (n - 1) as f64 / first.unwrap().elapsed().as_secs_f64()
 }
 
-fn peak_rss_mib(monitor: &Monitor) -> u64 {
+/// A memory figure of the monitor process (`VmRSS`, `VmHWM`) from /proc, in MiB.
+fn memory_mib(monitor: &Monitor, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", monitor.child.id())).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)

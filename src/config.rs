@@ -88,6 +88,7 @@ pub struct RunSection {
     pub commit_interval: String,
     pub shutdown_grace: String,
     pub caught_up_window: String,
+    pub merge_buffer: usize,
 }
 
 impl Default for RunSection {
@@ -96,6 +97,7 @@ impl Default for RunSection {
             commit_interval: "1s".into(),
             shutdown_grace: "10s".into(),
             caught_up_window: "3s".into(),
+            merge_buffer: 10_000,
         }
     }
 }
@@ -380,6 +382,9 @@ impl FileConfig {
                 r.problem(key, "must not be empty");
             }
         }
+        if self.run.merge_buffer < 1 {
+            r.problem("run.merge_buffer", "must be at least 1");
+        }
         if k.embedded_partitions < 1 {
             r.problem("kafka.embedded_partitions", "must be at least 1");
         }
@@ -410,6 +415,7 @@ impl FileConfig {
             commit_interval,
             shutdown_grace,
             caught_up_window,
+            merge_buffer: self.run.merge_buffer,
             simulator: s.enabled.then_some(live::SimSettings {
                 rate: s.rate,
                 speed: s.speed,

@@ -49,6 +49,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// How recent an end-of-log confirmation must be for a partition to count as caught up.
     pub caught_up_window: Duration,
+    /// Events of one input topic-partition that may wait in a shard's event-time merge before
+    /// its fetching pauses (it resumes at half).
+    pub merge_buffer: usize,
     pub simulator: Option<SimSettings>,
 }
 

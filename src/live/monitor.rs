@@ -66,6 +66,8 @@ struct State {
     shards: HashMap<i32, Shard>,
     topic_index: HashMap<String, usize>,
     outbox: Outbox<Record>,
+    /// Topic-partitions paused because too many of their events wait in a merge.
+    paused: Vec<(usize, i32)>,
     buf: Vec<u8>,
     fatal: Option<LiveError>,
 }
@@ -89,6 +91,9 @@ impl ConsumerContext for Ctx {
                 info!(partitions = tpl.count(), "partitions revoked");
                 let grace = state.settings.shutdown_grace;
                 state.commit(consumer, CommitMode::Sync, grace);
+                for (t, p) in std::mem::take(&mut state.paused) {
+                    state.pause(consumer, t, p, false);
+                }
                 if let Err(e) = consumer.unassign() {
                     warn!("unassigning partitions: {e}");
                 }
@@ -156,7 +161,8 @@ impl State {
         Ok(())
     }
 
-    fn record(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>, wall: Instant) {
+    /// Applies one record; pauses its topic-partition when too many of its events wait.
+    fn record(&mut self, consumer: &BaseConsumer<Ctx>, msg: &rdkafka::message::BorrowedMessage<'_>, wall: Instant) {
         let Some(&topic) = self.topic_index.get(msg.topic()) else {
             return;
         };
@@ -170,7 +176,27 @@ impl State {
         };
         let written = msg.timestamp().to_millis().map_or(wall, |t| t.min(wall));
         shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
+        if shard.waiting(topic) >= self.settings.merge_buffer && !self.paused.contains(&(topic, msg.partition())) {
+            self.paused.push((topic, msg.partition()));
+            self.pause(consumer, topic, msg.partition(), true);
+        }
         self.send();
+    }
+
+    /// Pauses or resumes fetching one input topic-partition (librdkafka resumes at the last
+    /// record it delivered).
+    fn pause(&self, consumer: &BaseConsumer<Ctx>, topic: usize, partition: i32, pause: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.settings.input_topics[topic], partition);
+        let result = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => debug!(topic = %self.settings.input_topics[topic], partition, pause, "merge back-pressure"),
+            Err(e) => warn!("pausing or resuming a partition: {e}"),
+        }
     }
 
     fn tick(&mut self, consumer: &BaseConsumer<Ctx>, wall: Instant) {
@@ -184,6 +210,14 @@ impl State {
                 })
                 .collect();
             shard.tick(|t| ends[t], wall, &mut self.outbox);
+        }
+        let (shards, limit) = (&self.shards, self.settings.merge_buffer);
+        let (resume, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.paused)
+            .into_iter()
+            .partition(|(t, p)| shards.get(p).is_none_or(|s| s.waiting(*t) <= limit / 2));
+        self.paused = keep;
+        for (t, p) in resume {
+            self.pause(consumer, t, p, false);
         }
         self.send();
     }
@@ -342,6 +376,7 @@ pub fn run(
         shards: HashMap::new(),
         topic_index,
         outbox: Outbox::default(),
+        paused: Vec::new(),
         buf: Vec::with_capacity(1024),
         fatal: None,
     };
@@ -374,7 +409,7 @@ pub fn run(
             break Err(e);
         }
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => ctx.lock().record(&msg, super::wall_now()),
+            Some(Ok(msg)) => ctx.lock().record(&consumer, &msg, super::wall_now()),
             Some(Err(e)) => warn!("consumer: {e}"),
             None => {}
         }

@@ -50,6 +50,7 @@ pub struct Shard {
     topics: Vec<Topic>,
     /// Events read but not yet applied, waiting for the frontier (several input topics).
     waiting: BTreeMap<Key, (Event, Record)>,
+    waiting_per_topic: Vec<usize>,
     /// The engine's frontier when the committed offsets were committed: alerts up to it were
     /// delivered before. Once the re-read reaches the committed offsets, the frontier moves
     /// there, so the rebuilt state knows those alerts as emitted.
@@ -80,6 +81,7 @@ impl Shard {
                 })
                 .collect(),
             waiting: BTreeMap::new(),
+            waiting_per_topic: vec![0; committed.len()],
             restore,
             committed_frontier: restore,
             allowed_lateness: e.allowed_lateness,
@@ -88,6 +90,11 @@ impl Shard {
             max_event_bytes: e.max_event_bytes,
             engine: Engine::new(rules),
         }
+    }
+
+    /// How many events of input topic `topic` wait for the frontier.
+    pub fn waiting(&self, topic: usize) -> usize {
+        self.waiting_per_topic[topic]
     }
 
     /// Next offset to read of input topic `topic`, once known.
@@ -126,7 +133,8 @@ impl Shard {
 
     /// Decodes one record of input topic `topic` and applies it, or keeps it until the
     /// frontier reaches it. `written` is when the record was written (the earlier of its
-    /// broker timestamp and the wall clock), for `max_clock_skew`.
+    /// broker timestamp and the wall clock), for `max_clock_skew`. A record before the read
+    /// position (delivered again by the client) is ignored.
     pub fn record(
         &mut self,
         topic: usize,
@@ -136,6 +144,9 @@ impl Shard {
         written: Instant,
         out: &mut Outbox<Record>,
     ) {
+        if self.topics[topic].next.is_some_and(|n| offset < n) {
+            return;
+        }
         self.topics[topic].next = Some(offset + 1);
         let partition = self.partition;
         let record = || Record {
@@ -172,6 +183,7 @@ impl Shard {
             self.apply((at, topic, offset), &ev, record, out);
         } else {
             self.waiting.insert((at, topic, offset), (ev, record()));
+            self.waiting_per_topic[topic] += 1;
         }
         self.release(out);
     }
@@ -197,6 +209,7 @@ impl Shard {
                 break;
             }
             let (key, (ev, record)) = entry.remove_entry();
+            self.waiting_per_topic[key.1] -= 1;
             self.apply(key, &ev, || record.clone(), out);
         }
         self.advance(f, out);

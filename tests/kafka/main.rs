@@ -211,6 +211,40 @@ fn several_input_topics_hold_orphans_and_give_the_merged_result() {
     assert!(dead.is_empty(), "no orphan expired: {} dead letters", dead.len());
 }
 
+/// The same two topics with a merge buffer of 20 events: the consumer pauses the topic ahead
+/// and resumes it again and again, and the result stays that of the merged stream. On the
+/// mock cluster: tansu 0.6 returns nothing to a fetch that starts inside a record batch, which
+/// is where a resumed partition continues.
+#[test]
+fn a_small_merge_buffer_pauses_the_topic_ahead_and_changes_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, n) in [("tickets", 2), ("activity", 2), ("sla-events", 2), ("dead-letters", 1)] {
+        cluster.create_topic(topic, n, 1).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulated(2, 1_000, 2);
+    let (created, activity): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.2.contains("ticket.created"));
+    produce(&bootstrap, "activity", &as_records(&activity));
+    produce(&bootstrap, "tickets", &as_records(&created));
+    let cfg = config(
+        dir.path(),
+        &bootstrap,
+        "merge",
+        &["tickets", "activity"],
+        "[run]\nmerge_buffer = 20",
+    );
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let monitor = Monitor::start_with(&cfg, "monitor", &[("RUST_LOG", "info,slawatch=debug")]);
+    let lines = read_sla(&bootstrap, expected.len());
+    assert_same(&by_id(lines), &expected);
+    let log = monitor.log_text();
+    assert!(
+        log.contains(r#""pause":true"#) && log.contains(r#""pause":false"#),
+        "no back-pressure:\n{log}"
+    );
+}
+
 #[test]
 fn input_topics_with_different_partition_counts_are_refused() {
     let broker = Broker::start();
