@@ -106,7 +106,8 @@ fn latency(open: usize) {
     std::fs::write(
         &cfg,
         format!(
-            "[kafka]\nbrokers = {:?}\ngroup_id = \"latency\"\ndead_letter_topic = \"dead-letters\"\n{LATENCY_POLICY}",
+            "[http]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = {:?}\ngroup_id = \"latency\"\n\
+             dead_letter_topic = \"dead-letters\"\n{LATENCY_POLICY}",
             broker.bootstrap
         ),
     )

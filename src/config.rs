@@ -53,6 +53,22 @@ pub struct FileConfig {
     pub run: RunSection,
     #[serde(default)]
     pub simulator: SimulatorSection,
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: "127.0.0.1:9797".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +105,7 @@ pub struct RunSection {
     pub shutdown_grace: String,
     pub caught_up_window: String,
     pub merge_buffer: usize,
+    pub keep_shards: bool,
 }
 
 impl Default for RunSection {
@@ -98,6 +115,7 @@ impl Default for RunSection {
             shutdown_grace: "10s".into(),
             caught_up_window: "3s".into(),
             merge_buffer: 10_000,
+            keep_shards: true,
         }
     }
 }
@@ -388,6 +406,10 @@ impl FileConfig {
         if k.embedded_partitions < 1 {
             r.problem("kafka.embedded_partitions", "must be at least 1");
         }
+        let http_listen = self.http.listen.parse().unwrap_or_else(|_| {
+            r.problem("http.listen", "must be IP:PORT, e.g. \"127.0.0.1:9797\"");
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+        });
         let s = &self.simulator;
         for (key, v) in [("simulator.rate", s.rate), ("simulator.speed", s.speed)] {
             if !(v > 0.0 && v.is_finite()) {
@@ -416,6 +438,8 @@ impl FileConfig {
             shutdown_grace,
             caught_up_window,
             merge_buffer: self.run.merge_buffer,
+            keep_shards: self.run.keep_shards,
+            http_listen,
             simulator: s.enabled.then_some(live::SimSettings {
                 rate: s.rate,
                 speed: s.speed,

@@ -169,6 +169,28 @@ pub enum Body {
     ComplaintResolved,
 }
 
+/// The event types, in [`Body`] order.
+pub const TYPES: [&str; 5] = [
+    "ticket.created",
+    "ticket.updated",
+    "ticket.status_changed",
+    "reply.sent",
+    "complaint.resolved",
+];
+
+impl Body {
+    /// Index of the event's type in [`TYPES`].
+    pub fn type_index(&self) -> usize {
+        match self {
+            Body::Created(_) => 0,
+            Body::Updated(_) => 1,
+            Body::StatusChanged(_) => 2,
+            Body::ReplySent { .. } => 3,
+            Body::ComplaintResolved => 4,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Created {
     pub priority: Priority,
@@ -395,10 +417,7 @@ impl Wire<'_> {
                 ));
             }
         };
-        if !matches!(
-            type_name,
-            "ticket.created" | "ticket.updated" | "ticket.status_changed" | "reply.sent" | "complaint.resolved"
-        ) {
+        if !TYPES.contains(&type_name) {
             return Err(Rejection::new(
                 Reason::UnknownType,
                 format!("unknown event type {type_name:?}"),

@@ -29,6 +29,7 @@ use tracing::info;
 pub use feed::{Feed, feed};
 pub use shard::{Record, Shard};
 
+use crate::metrics::Metrics;
 use crate::policy::Rules;
 use crate::time::Instant;
 
@@ -52,6 +53,10 @@ pub struct Settings {
     /// Events of one input topic-partition that may wait in a shard's event-time merge before
     /// its fetching pauses (it resumes at half).
     pub merge_buffer: usize,
+    /// Keep a shard whose partition comes back to this instance (else rebuild it).
+    pub keep_shards: bool,
+    /// Address of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+    pub http_listen: std::net::SocketAddr,
     pub simulator: Option<SimSettings>,
 }
 
@@ -79,6 +84,9 @@ pub enum LiveError {
     Kafka(#[from] KafkaError),
     #[error("output delivery failed {0}; offsets after the last commit were not committed")]
     Delivery(String),
+    /// The HTTP listener cannot bind its address (exit 2).
+    #[error("http.listen: cannot listen on {0}: {1}")]
+    Http(std::net::SocketAddr, std::io::Error),
 }
 
 impl From<probe::TopologyError> for LiveError {
@@ -90,7 +98,10 @@ impl From<probe::TopologyError> for LiveError {
 impl LiveError {
     /// Whether the configuration (not the environment) is at fault.
     pub fn is_config(&self) -> bool {
-        matches!(self, LiveError::Client(_) | LiveError::Topology(_))
+        matches!(
+            self,
+            LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..)
+        )
     }
 }
 
@@ -115,6 +126,7 @@ fn consumer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
     c.set("group.id", &s.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
         .set("partition.assignment.strategy", "range");
     c
 }
@@ -133,6 +145,9 @@ fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
 /// Runs the monitor (and, if configured, the embedded broker and the simulator) until `stop`.
 pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Result<(), LiveError> {
     let settings = Arc::new(settings);
+    let metrics = Arc::new(Metrics::new(&rules));
+    let (_, http) = crate::http::spawn(settings.http_listen, metrics.clone(), stop.clone())
+        .map_err(|e| LiveError::Http(settings.http_listen, e))?;
     let embedded = match &settings.brokers {
         Some(_) => None,
         None => Some(embedded_broker(&settings)?),
@@ -156,8 +171,9 @@ pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Resu
         }
         None => None,
     };
-    let result = monitor::run(settings, rules, &bootstrap, stop.clone());
+    let result = monitor::run(settings, rules, metrics, &bootstrap, stop.clone());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = http.join();
     if let Some(Ok(Err(e))) = simulator.map(|sim| sim.join()) {
         tracing::warn!("simulator: {e}");
     }

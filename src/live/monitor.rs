@@ -6,13 +6,13 @@
 //! after a flush has confirmed every output produced before the snapshot of positions
 //! (docs/ARCHITECTURE.md).
 
-use std::collections::HashMap;
-use std::ffi::CString;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant as WallInstant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
@@ -23,6 +23,8 @@ use super::probe::{self, Ends};
 use super::shard::{Record, Shard};
 use super::{LiveError, Settings};
 use crate::engine::{DeadLetter, Outbox, SlaEvent};
+use crate::event;
+use crate::metrics::{Metrics, OUTCOMES, SINKS};
 use crate::policy::Rules;
 use crate::time::Instant;
 
@@ -31,10 +33,11 @@ const TICK: Duration = Duration::from_millis(250);
 /// Longest wait for output acknowledgements before a periodic commit is put off.
 const COMMIT_FLUSH: Duration = Duration::from_millis(500);
 
-/// Producer side: remembers the first delivery that failed for good.
-#[derive(Default)]
+/// Producer side: counts deliveries and remembers the first that failed for good.
 pub struct Deliveries {
     failed: Mutex<Option<String>>,
+    metrics: Arc<Metrics>,
+    output_topic: String,
 }
 
 impl ClientContext for Deliveries {}
@@ -43,6 +46,13 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let topic = match result {
+            Ok(msg) => msg.topic(),
+            Err((_, msg)) => msg.topic(),
+        };
+        let sink = if topic == self.output_topic { SINKS[0] } else { SINKS[1] };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.deliveries.with_label_values(&[sink, outcome]).inc();
         if let Err((e, msg)) = result {
             error!(topic = msg.topic(), "output delivery failed: {e}");
             self.failed
@@ -61,6 +71,9 @@ pub struct Ctx {
 struct State {
     settings: Arc<Settings>,
     rules: Arc<Rules>,
+    metrics: Arc<Metrics>,
+    /// Partitions were assigned at least once (readiness).
+    assigned: bool,
     producer: ThreadedProducer<Deliveries>,
     ends: Arc<Ends>,
     shards: HashMap<i32, Shard>,
@@ -68,11 +81,21 @@ struct State {
     outbox: Outbox<Record>,
     /// Topic-partitions paused because too many of their events wait in a merge.
     paused: Vec<(usize, i32)>,
+    /// Topic-partitions whose end the consumer reached with no record since (partition EOF).
+    at_eof: HashSet<(usize, i32)>,
     buf: Vec<u8>,
     fatal: Option<LiveError>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    /// librdkafka also reports each end of partition as an error; it is not one here.
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) => debug!("{reason}"),
+            e => error!("librdkafka: {e}: {reason}"),
+        }
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -80,11 +103,11 @@ impl ConsumerContext for Ctx {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(e) = state.assign(consumer, tpl) {
-                    state.fatal.get_or_insert(e);
+                    state.error("rebalance", e);
                     return;
                 }
                 if let Err(e) = consumer.assign(tpl) {
-                    state.fatal.get_or_insert(e.into());
+                    state.error("rebalance", e.into());
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -99,7 +122,10 @@ impl ConsumerContext for Ctx {
                 }
                 state.ends.assigned.lock().expect("probe lock").clear();
             }
-            other => warn!("rebalance error: {other:?}"),
+            other => {
+                state.metrics.errors.with_label_values(&["rebalance"]).inc();
+                warn!("rebalance error: {other:?}");
+            }
         }
     }
 }
@@ -135,10 +161,11 @@ impl State {
                     }
                 })
                 .collect();
-            let keep = self
-                .shards
-                .get(&p)
-                .is_some_and(|s| (0..topics.len()).all(|t| s.position(t) == offsets[t]));
+            let keep = self.settings.keep_shards
+                && self
+                    .shards
+                    .get(&p)
+                    .is_some_and(|s| (0..topics.len()).all(|t| s.position(t) == offsets[t]));
             if !keep {
                 let shard = Shard::new(self.rules.clone(), p, &offsets, restore);
                 self.shards.insert(p, shard);
@@ -152,7 +179,15 @@ impl State {
                 }
             }
         }
-        self.shards.retain(|p, _| partitions.contains(p));
+        for (_, mut gone) in self.shards.extract_if(|p, _| !partitions.contains(p)) {
+            count_events(&self.metrics, &mut gone);
+        }
+        self.assigned = true;
+        self.at_eof.clear();
+        let m = &self.metrics;
+        m.frontier_lag.reset();
+        m.consumer_lag.reset();
+        m.caught_up.reset();
         *self.ends.assigned.lock().expect("probe lock") = partitions
             .iter()
             .flat_map(|&p| (0..topics.len()).map(move |t| (t, p)))
@@ -175,12 +210,21 @@ impl State {
             return;
         };
         let written = msg.timestamp().to_millis().map_or(wall, |t| t.min(wall));
+        self.at_eof.remove(&(topic, msg.partition()));
         shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
         if shard.waiting(topic) >= self.settings.merge_buffer && !self.paused.contains(&(topic, msg.partition())) {
             self.paused.push((topic, msg.partition()));
             self.pause(consumer, topic, msg.partition(), true);
         }
         self.send();
+    }
+
+    /// The consumer reached the end of partition `p` of an input topic. librdkafka does not
+    /// say which; it is one whose shard has read everything fetched, and any other is cleared
+    /// again by its next record.
+    fn end_of_partition(&mut self, p: i32) {
+        self.at_eof
+            .extend((0..self.settings.input_topics.len()).map(|t| (t, p)));
     }
 
     /// Pauses or resumes fetching one input topic-partition (librdkafka resumes at the last
@@ -199,18 +243,42 @@ impl State {
         }
     }
 
+    /// Idle step of every shard, then the partition metrics and merge back-pressure.
     fn tick(&mut self, consumer: &BaseConsumer<Ctx>, wall: Instant) {
+        // A partition counts as caught up only after the consumer delivered its end-of-partition
+        // event, with no record since, and a recent `ListOffsets` answer agrees. The event comes
+        // after the last record fetched, whatever the broker says the high watermark is
+        // (tansu 0.6 answers the last batch's base offset plus one).
         let window = self.settings.caught_up_window;
         let topics = &self.settings.input_topics;
+        let m = &self.metrics;
+        let mut open = 0;
         for (&p, shard) in &mut self.shards {
+            let partition = p.to_string();
             let ends: Vec<bool> = (0..topics.len())
                 .map(|t| {
-                    let fetched = fetched_high(consumer, &topics[t], p);
-                    self.ends.caught_up(t, p, shard.next(t), fetched, window)
+                    let caught_up = self.at_eof.contains(&(t, p)) && self.ends.at_end(t, p, shard.next(t), window);
+                    let labels = [topics[t].as_str(), &partition];
+                    m.caught_up.with_label_values(&labels).set(i64::from(caught_up));
+                    if let Some(lag) = self.ends.lag(t, p, shard.next(t)) {
+                        m.consumer_lag.with_label_values(&labels).set(lag);
+                    }
+                    caught_up
                 })
                 .collect();
             shard.tick(|t| ends[t], wall, &mut self.outbox);
+            let frontier = shard.engine.frontier();
+            if frontier > Instant::MIN {
+                m.frontier_lag
+                    .with_label_values(&[&partition])
+                    .set((wall - frontier) as f64 / 1000.0);
+            }
+            open += shard.engine.open_tickets();
+            count_events(m, shard);
         }
+        m.open_tickets.set(open as i64);
+        let ready = self.assigned && self.shards.values().all(Shard::ready);
+        m.ready.set(i64::from(ready));
         let (shards, limit) = (&self.shards, self.settings.merge_buffer);
         let (resume, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.paused)
             .into_iter()
@@ -222,18 +290,26 @@ impl State {
         self.send();
     }
 
+    /// Counts an error of `stage` and stops the monitor with it.
+    fn error(&mut self, stage: &str, e: LiveError) {
+        self.metrics.errors.with_label_values(&[stage]).inc();
+        self.fatal.get_or_insert(e);
+    }
+
     /// Hands the outbox to the producer.
     fn send(&mut self) {
         let sla = std::mem::take(&mut self.outbox.sla);
+        let now = super::wall_now();
         for ev in &sla {
             log_sla(ev);
+            self.metrics.sla_event(ev, now);
             self.buf.clear();
             ev.write_json(&mut self.buf);
             let record = BaseRecord::to(&self.settings.output_topic)
                 .key(ev.ticket_id.as_bytes())
                 .payload(self.buf.strip_suffix(b"\n").unwrap_or(&self.buf));
             if let Err(e) = super::send(&self.producer, record) {
-                self.fatal.get_or_insert(LiveError::Delivery(e.to_string()));
+                self.error("produce", LiveError::Delivery(e.to_string()));
             }
         }
         self.outbox.sla = sla;
@@ -254,6 +330,10 @@ impl State {
             "dead letter: {}",
             dead.rejection.detail
         );
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.rejection.reason.as_str()])
+            .inc();
         let (partition, offset) = (rec.partition.to_string(), rec.offset.to_string());
         let headers = OwnedHeaders::new()
             .insert(header("slawatch.reason", dead.rejection.reason.as_str()))
@@ -269,7 +349,7 @@ impl State {
             record = record.payload(&value[..]);
         }
         if let Err(e) = super::send(&self.producer, record) {
-            self.fatal.get_or_insert(LiveError::Delivery(e.to_string()));
+            self.error("produce", LiveError::Delivery(e.to_string()));
         }
     }
 
@@ -308,27 +388,23 @@ impl State {
                     }
                 }
             }
-            Err(e) => warn!("committing offsets: {e}"),
+            Err(e) => {
+                self.metrics.errors.with_label_values(&["commit"]).inc();
+                warn!("committing offsets: {e}");
+            }
         }
     }
 }
 
-/// The high watermark of the consumer's last fetch response for a partition, if any came.
-fn fetched_high(consumer: &BaseConsumer<Ctx>, topic: &str, partition: i32) -> Option<i64> {
-    let topic = CString::new(topic).expect("topic names have no NUL byte");
-    let (mut low, mut high) = (-1, -1);
-    // SAFETY: the client pointer lives as long as `consumer`; librdkafka only reads `topic`
-    // and writes the two integers, from its cache, without blocking.
-    let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+/// Adds a shard's event counts to the metrics.
+fn count_events(metrics: &Metrics, shard: &mut Shard) {
+    for (ty, counts) in event::TYPES.iter().zip(shard.take_counts()) {
+        for (outcome, n) in OUTCOMES.iter().zip(counts) {
+            if n > 0 {
+                metrics.events.with_label_values(&[ty, outcome]).inc_by(n);
+            }
+        }
+    }
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
@@ -355,11 +431,16 @@ fn log_sla(ev: &SlaEvent) {
 pub fn run(
     settings: Arc<Settings>,
     rules: Arc<Rules>,
+    metrics: Arc<Metrics>,
     bootstrap: &str,
     stop: Arc<AtomicBool>,
 ) -> Result<(), LiveError> {
     let producer: ThreadedProducer<Deliveries> = super::producer_config(&settings, bootstrap)
-        .create_with_context(Deliveries::default())
+        .create_with_context(Deliveries {
+            failed: Mutex::default(),
+            metrics: metrics.clone(),
+            output_topic: settings.output_topic.clone(),
+        })
         .map_err(LiveError::Client)?;
     let ends = Arc::new(Ends::default());
     let topic_index = settings
@@ -371,12 +452,15 @@ pub fn run(
     let state = State {
         settings: settings.clone(),
         rules,
+        metrics,
+        assigned: false,
         producer,
         ends: ends.clone(),
         shards: HashMap::new(),
         topic_index,
         outbox: Outbox::default(),
         paused: Vec::new(),
+        at_eof: HashSet::new(),
         buf: Vec::with_capacity(1024),
         fatal: None,
     };
@@ -410,7 +494,11 @@ pub fn run(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => ctx.lock().record(&consumer, &msg, super::wall_now()),
-            Some(Err(e)) => warn!("consumer: {e}"),
+            Some(Err(KafkaError::PartitionEOF(p))) => ctx.lock().end_of_partition(p),
+            Some(Err(e)) => {
+                ctx.lock().metrics.errors.with_label_values(&["consume"]).inc();
+                warn!("consumer: {e}");
+            }
             None => {}
         }
         if last_tick.elapsed() >= TICK {

@@ -1,7 +1,7 @@
 //! End-of-log confirmations and the co-partitioning check, from a thread of their own.
 //!
-//! A partition counts as caught up only while a recent `ListOffsets` answer and the consumer's
-//! last fetch response both say the monitor has read to its end (SPEC §6). Asking on a separate client every [`PROBE_EVERY`] keeps the
+//! A partition counts as caught up only while a recent `ListOffsets` answer says the monitor
+//! has read to its end (SPEC §6), besides the consumer's own end-of-partition event. Asking on a separate client every [`PROBE_EVERY`] keeps the
 //! consumer loop free of blocking requests; when the broker cannot be reached no answer
 //! arrives, the confirmation ages past `caught_up_window`, and frontiers stop.
 
@@ -34,25 +34,21 @@ pub struct Ends {
 }
 
 impl Ends {
-    /// Whether the partition is read to its end: `next` (the next offset to read, `None`
-    /// before the first record) is at or past both the high watermark of a `ListOffsets`
-    /// answer no older than `window` and `fetched`, the high watermark of the consumer's last
-    /// fetch response. The recent answer proves the broker reachable; the fetch response is
-    /// exact where a broker's `ListOffsets` is not (tansu 0.6 answers the base offset of the
-    /// last batch plus one).
-    pub fn caught_up(
-        &self,
-        topic: usize,
-        partition: i32,
-        next: Option<i64>,
-        fetched: Option<i64>,
-        window: Duration,
-    ) -> bool {
+    /// Whether a `ListOffsets` answer no older than `window` puts `next` (the next offset to
+    /// read, `None` before the first record) at or past the high watermark. The recent answer
+    /// also proves the broker reachable.
+    pub fn at_end(&self, topic: usize, partition: i32, next: Option<i64>, window: Duration) -> bool {
         let marks = self.marks.lock().expect("probe lock");
-        let (Some(&(low, high, at)), Some(fetched)) = (marks.get(&(topic, partition)), fetched) else {
-            return false;
-        };
-        at.elapsed() <= window && next.unwrap_or(low) >= high.max(fetched)
+        marks
+            .get(&(topic, partition))
+            .is_some_and(|&(low, high, at)| at.elapsed() <= window && next.unwrap_or(low) >= high)
+    }
+
+    /// Records between `next` and the last known high watermark.
+    pub fn lag(&self, topic: usize, partition: i32, next: Option<i64>) -> Option<i64> {
+        let marks = self.marks.lock().expect("probe lock");
+        let &(low, high, _) = marks.get(&(topic, partition))?;
+        Some((high - next.unwrap_or(low)).max(0))
     }
 }
 

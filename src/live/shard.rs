@@ -57,6 +57,11 @@ pub struct Shard {
     restore: Instant,
     /// The frontier last committed by this shard.
     committed_frontier: Instant,
+    /// Valid events applied since the last [`Shard::take_counts`], by type and outcome
+    /// ([`crate::metrics::OUTCOMES`]).
+    counts: [[u64; 4]; 5],
+    /// Every topic has been caught up at least once.
+    ready: bool,
     allowed_lateness: i64,
     idle_grace: i64,
     max_clock_skew: i64,
@@ -84,6 +89,8 @@ impl Shard {
             waiting_per_topic: vec![0; committed.len()],
             restore,
             committed_frontier: restore,
+            counts: [[0; 4]; 5],
+            ready: false,
             allowed_lateness: e.allowed_lateness,
             idle_grace: e.idle_grace,
             max_clock_skew: e.max_clock_skew,
@@ -95,6 +102,16 @@ impl Shard {
     /// How many events of input topic `topic` wait for the frontier.
     pub fn waiting(&self, topic: usize) -> usize {
         self.waiting_per_topic[topic]
+    }
+
+    /// Whether every input topic of the shard has been read to its end at least once.
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    /// The counts of valid events applied since the last call, by type and outcome.
+    pub fn take_counts(&mut self) -> [[u64; 4]; 5] {
+        std::mem::take(&mut self.counts)
     }
 
     /// Next offset to read of input topic `topic`, once known.
@@ -192,11 +209,15 @@ impl Shard {
     /// `idle_grace`; the shard's frontier is the minimum over its topics.
     pub fn tick(&mut self, caught_up: impl Fn(usize) -> bool, now: Instant, out: &mut Outbox<Record>) {
         let idle = now.saturating_sub(self.idle_grace);
+        let mut all = true;
         for (i, t) in self.topics.iter_mut().enumerate() {
             if caught_up(i) {
                 t.frontier = t.frontier.max(idle);
+            } else {
+                all = false;
             }
         }
+        self.ready |= all;
         self.release(out);
     }
 
@@ -220,11 +241,21 @@ impl Shard {
     fn apply(&mut self, (at, topic, offset): Key, ev: &Event, record: impl Fn() -> Record, out: &mut Outbox<Record>) {
         self.advance(at, out);
         let mark = (out.sla.len(), out.dead.len());
-        if let Applied::Rejected(rejection) = self.engine.apply(ev, &record, out) {
-            out.dead.push(DeadLetter {
-                payload: record(),
-                rejection,
-            });
+        let outcome = match self.engine.apply(ev, &record, out) {
+            Applied::Rejected(rejection) => {
+                out.dead.push(DeadLetter {
+                    payload: record(),
+                    rejection,
+                });
+                None
+            }
+            Applied::Applied => Some(0),
+            Applied::Duplicate => Some(1),
+            Applied::Ignored => Some(2),
+            Applied::Held => Some(3),
+        };
+        if let Some(o) = outcome {
+            self.counts[ev.body.type_index()][o] += 1;
         }
         if offset < self.topics[topic].live_from {
             out.sla.truncate(mark.0);

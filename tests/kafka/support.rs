@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -245,7 +246,8 @@ pub fn config(dir: &Path, bootstrap: &str, group: &str, inputs: &[&str], extra: 
     let inputs: Vec<String> = inputs.iter().map(|t| format!("{t:?}")).collect();
     text.push_str(&format!(
         "\n[kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\ninput_topics = [{}]\n\
-         output_topic = \"sla-events\"\ndead_letter_topic = \"dead-letters\"\n{extra}\n",
+         output_topic = \"sla-events\"\ndead_letter_topic = \"dead-letters\"\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
         inputs.join(", ")
     ));
     let path = dir.join(format!("{group}.toml"));
@@ -276,6 +278,26 @@ impl Monitor {
             .spawn()
             .unwrap();
         Monitor { child, log }
+    }
+
+    /// `GET path` on the monitor's HTTP listener: status code and body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.wait_for("http listening", Duration::from_secs(30));
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains("http listening")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let address = v["fields"]["address"].as_str().unwrap();
+        let mut stream = TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
     }
 
     pub fn log_text(&self) -> String {

@@ -1,0 +1,230 @@
+//! Every Prometheus metric of `slawatch run`, defined in one place (README: "Metrics").
+//!
+//! Labels come from small fixed sets (event types, reasons, clocks, the configured policies,
+//! priorities, channels, partitions), never from ticket ids. Combinations known at start are
+//! created at zero, so rates and ratios have data before the first event.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::engine::{Detail, SlaEvent, SlaKind};
+use crate::event::{self, Channel, Priority, Reason};
+use crate::policy::{Clock, Rules};
+
+/// What became of a valid event (rejected ones are counted as dead letters), in the order of
+/// [`crate::engine::Applied`].
+pub const OUTCOMES: [&str; 4] = ["applied", "duplicate", "ignored", "held"];
+/// Business time from a cycle's start to its fulfilment: 1 minute to 5 days.
+const FULFILMENT_BUCKETS: [f64; 12] = [
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 432000.0,
+];
+/// Wall-clock delay from an alert's instant to its emission: `idle_grace` plus a tick.
+const LATENCY_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 15.0, 60.0];
+/// Output sinks.
+pub const SINKS: [&str; 2] = ["sla_events", "dead_letters"];
+/// Stages whose errors are counted.
+pub const STAGES: [&str; 4] = ["consume", "produce", "commit", "rebalance"];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub events: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub sla_events: IntCounterVec,
+    pub fulfilments: IntCounterVec,
+    pub fulfilment_seconds: HistogramVec,
+    pub alert_latency: Histogram,
+    pub open_tickets: IntGauge,
+    pub frontier_lag: GaugeVec,
+    pub consumer_lag: IntGaugeVec,
+    pub caught_up: IntGaugeVec,
+    pub deliveries: IntCounterVec,
+    pub errors: IntCounterVec,
+    pub ready: IntGauge,
+}
+
+const SLA_LABELS: [&str; 4] = ["clock", "policy", "priority", "channel"];
+
+impl Metrics {
+    pub fn new(rules: &Rules) -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
+            registry.register(Box::new(c.clone())).expect("registered once");
+            c
+        };
+        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
+            registry.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            let h = HistogramVec::new(opts, labels).expect("a valid metric");
+            registry.register(Box::new(h.clone())).expect("registered once");
+            h
+        };
+        let sla_labels: Vec<&str> = ["type"].into_iter().chain(SLA_LABELS).collect();
+        let outcome_labels: Vec<&str> = ["outcome"].into_iter().chain(SLA_LABELS).collect();
+        let m = Metrics {
+            events: counter(
+                "slawatch_events_total",
+                "Valid input events by type and what became of them.",
+                &["type", "outcome"],
+            ),
+            dead_letters: counter(
+                "slawatch_dead_letters_total",
+                "Input records dead-lettered, by reason.",
+                &["reason"],
+            ),
+            sla_events: counter(
+                "slawatch_sla_events_total",
+                "SLA events emitted, by type, clock, policy, priority and channel.",
+                &sla_labels,
+            ),
+            fulfilments: counter(
+                "slawatch_fulfilments_total",
+                "Cycles fulfilled, by outcome (met, breached), clock, policy, priority and channel.",
+                &outcome_labels,
+            ),
+            fulfilment_seconds: histogram(
+                "slawatch_fulfilment_business_seconds",
+                "Business time from a cycle's start to its fulfilment (response and resolution times).",
+                &FULFILMENT_BUCKETS,
+                &SLA_LABELS,
+            ),
+            alert_latency: histogram(
+                "slawatch_alert_latency_seconds",
+                "Wall-clock seconds from an alert's instant (warning, breach, escalation) to its emission.",
+                &LATENCY_BUCKETS,
+                &[],
+            )
+            .with_label_values::<&str>(&[]),
+            open_tickets: int_gauge("slawatch_open_tickets", "Tickets held in memory, all partitions.", &[])
+                .with_label_values::<&str>(&[]),
+            frontier_lag: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "slawatch_frontier_lag_seconds",
+                        "Wall clock minus the partition's frontier.",
+                    ),
+                    &["partition"],
+                )
+                .expect("a valid metric");
+                registry.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
+            consumer_lag: int_gauge(
+                "slawatch_consumer_lag_messages",
+                "Records between the read position and the end of the log, per input topic-partition.",
+                &["topic", "partition"],
+            ),
+            caught_up: int_gauge(
+                "slawatch_caught_up",
+                "1 while the input topic-partition is read to its end and confirmed so.",
+                &["topic", "partition"],
+            ),
+            deliveries: counter(
+                "slawatch_output_deliveries_total",
+                "Output records acknowledged (ok) or failed for good (error), per sink.",
+                &["sink", "result"],
+            ),
+            errors: counter(
+                "slawatch_processing_errors_total",
+                "Errors by stage (consume, produce, commit, rebalance).",
+                &["stage"],
+            ),
+            ready: int_gauge(
+                "slawatch_ready",
+                "1 once every assigned partition has caught up (the /readyz answer).",
+                &[],
+            )
+            .with_label_values::<&str>(&[]),
+            registry,
+        };
+        let build = Gauge::with_opts(
+            Opts::new("slawatch_build_info", "Always 1; the version as a label.")
+                .const_label("version", env!("CARGO_PKG_VERSION")),
+        )
+        .expect("a valid metric");
+        build.set(1.0);
+        m.registry.register(Box::new(build)).expect("registered once");
+        m.start_at_zero(rules);
+        m
+    }
+
+    /// Creates every label combination known at start.
+    fn start_at_zero(&self, rules: &Rules) {
+        for ty in event::TYPES {
+            for outcome in OUTCOMES {
+                self.events.with_label_values(&[ty, outcome]);
+            }
+        }
+        for reason in Reason::ALL {
+            self.dead_letters.with_label_values(&[reason.as_str()]);
+        }
+        for clock in Clock::ALL {
+            for policy in &rules.policies {
+                for priority in Priority::ALL {
+                    for channel in Channel::ALL {
+                        let labels = [clock.as_str(), &policy.name, priority.as_str(), channel.as_str()];
+                        for kind in SlaKind::ALL {
+                            self.sla_events.with_label_values(&with(kind_label(kind), &labels));
+                        }
+                        for outcome in ["met", "breached"] {
+                            self.fulfilments.with_label_values(&with(outcome, &labels));
+                        }
+                        self.fulfilment_seconds.with_label_values(&labels);
+                    }
+                }
+            }
+        }
+        for sink in SINKS {
+            for result in ["ok", "error"] {
+                self.deliveries.with_label_values(&[sink, result]);
+            }
+        }
+        for stage in STAGES {
+            self.errors.with_label_values(&[stage]);
+        }
+    }
+
+    /// Counts one emitted SLA event; `now` is the wall clock, for alert latency.
+    pub fn sla_event(&self, ev: &SlaEvent, now: i64) {
+        let labels = [ev.clock.as_str(), &ev.policy, ev.priority.as_str(), ev.channel.as_str()];
+        self.sla_events
+            .with_label_values(&with(kind_label(ev.kind), &labels))
+            .inc();
+        match (ev.kind, ev.detail) {
+            (SlaKind::Fulfilled, Detail::Outcome(o)) => {
+                self.fulfilments.with_label_values(&with(o.as_str(), &labels)).inc();
+                self.fulfilment_seconds
+                    .with_label_values(&labels)
+                    .observe(ev.elapsed_ms as f64 / 1000.0);
+            }
+            (SlaKind::Warning | SlaKind::Breached | SlaKind::Escalated, _) => {
+                self.alert_latency.observe((now - ev.at).max(0) as f64 / 1000.0);
+            }
+            _ => {}
+        }
+    }
+
+    /// The Prometheus text format of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec");
+        out
+    }
+}
+
+/// The `type` label of an SLA event: its type without the `sla.` prefix.
+fn kind_label(kind: SlaKind) -> &'static str {
+    &kind.as_str()[4..]
+}
+
+fn with<'a>(first: &'a str, rest: &[&'a str; 4]) -> [&'a str; 5] {
+    [first, rest[0], rest[1], rest[2], rest[3]]
+}
