@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
@@ -61,12 +61,14 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     pub listen: String,
+    pub api_token: Option<String>,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             listen: "127.0.0.1:9797".into(),
+            api_token: None,
         }
     }
 }
@@ -170,7 +172,7 @@ impl Default for EngineSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarSection {
     pub name: String,
@@ -181,7 +183,7 @@ pub struct CalendarSection {
     pub hours: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySection {
     pub name: String,
@@ -202,7 +204,7 @@ fn default_calendar() -> String {
     "24x7".into()
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSection {
     pub priority: Option<Vec<String>>,
@@ -440,6 +442,8 @@ impl FileConfig {
             merge_buffer: self.run.merge_buffer,
             keep_shards: self.run.keep_shards,
             http_listen,
+            api_token: self.http.api_token.clone().filter(|t| !t.is_empty()),
+            catalogue: serde_json::json!({"policies": self.policy, "calendars": self.calendar}),
             simulator: s.enabled.then_some(live::SimSettings {
                 rate: s.rate,
                 speed: s.speed,

@@ -9,7 +9,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::engine::{Detail, SlaEvent, SlaKind};
+use crate::engine::{AT_RISK, CycleState, Detail, SlaEvent, SlaKind, Summary};
 use crate::event::{self, Channel, Priority, Reason};
 use crate::policy::{Clock, Rules};
 
@@ -36,6 +36,9 @@ pub struct Metrics {
     pub fulfilment_seconds: HistogramVec,
     pub alert_latency: Histogram,
     pub open_tickets: IntGauge,
+    pub complaints_open: IntGauge,
+    pub cycles: IntGaugeVec,
+    pub at_risk: IntGaugeVec,
     pub frontier_lag: GaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub caught_up: IntGaugeVec,
@@ -101,8 +104,20 @@ impl Metrics {
                 &[],
             )
             .with_label_values::<&str>(&[]),
-            open_tickets: int_gauge("slawatch_open_tickets", "Tickets held in memory, all partitions.", &[])
+            open_tickets: int_gauge("slawatch_open_tickets", "Tickets neither solved nor closed.", &[])
                 .with_label_values::<&str>(&[]),
+            complaints_open: int_gauge("slawatch_complaints_open", "Open tickets of kind complaint.", &[])
+                .with_label_values::<&str>(&[]),
+            cycles: int_gauge(
+                "slawatch_cycles",
+                "Running cycles by clock and state (on_track, warned, breached, paused).",
+                &["clock", "state"],
+            ),
+            at_risk: int_gauge(
+                "slawatch_cycles_at_risk",
+                "Running cycles, not yet breached, due within 15m or 1h of the frontier.",
+                &["clock", "within"],
+            ),
             frontier_lag: {
                 let g = GaugeVec::new(
                     Opts::new(
@@ -180,6 +195,14 @@ impl Metrics {
                 }
             }
         }
+        for clock in Clock::ALL {
+            for state in CycleState::RUNNING {
+                self.cycles.with_label_values(&[clock.as_str(), state.as_str()]);
+            }
+            for (within, _) in AT_RISK {
+                self.at_risk.with_label_values(&[clock.as_str(), within]);
+            }
+        }
         for sink in SINKS {
             for result in ["ok", "error"] {
                 self.deliveries.with_label_values(&[sink, result]);
@@ -207,6 +230,27 @@ impl Metrics {
                 self.alert_latency.observe((now - ev.at).max(0) as f64 / 1000.0);
             }
             _ => {}
+        }
+    }
+
+    /// Sets the ticket gauges from the summaries of every shard.
+    pub fn tickets(&self, summaries: impl Iterator<Item = Summary>) {
+        let mut total = Summary::default();
+        for s in summaries {
+            total += s;
+        }
+        self.open_tickets.set(total.open as i64);
+        self.complaints_open.set(total.complaints_open as i64);
+        for clock in Clock::ALL {
+            let c = clock as usize;
+            for (state, n) in CycleState::RUNNING.iter().zip(total.running[c]) {
+                self.cycles
+                    .with_label_values(&[clock.as_str(), state.as_str()])
+                    .set(n as i64);
+            }
+            for ((within, _), n) in AT_RISK.iter().zip(total.at_risk[c]) {
+                self.at_risk.with_label_values(&[clock.as_str(), within]).set(n as i64);
+            }
         }
     }
 

@@ -21,9 +21,11 @@ mod output;
 mod table;
 mod ticket;
 mod timeline;
+mod view;
 
 pub use output::{Detail, Outcome, SlaEvent, SlaKind};
 pub use ticket::{Cycle, Slot, Ticket};
+pub use view::{AT_RISK, CycleState, CycleView, Summary};
 
 use std::collections::HashMap;
 use std::sync::Arc;

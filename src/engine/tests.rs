@@ -904,3 +904,59 @@ fn a_rejected_events_id_is_not_remembered() {
         "a retry is rejected again"
     );
 }
+
+/// The read-only view: each ticket's current cycles at the frontier, and the gauge summary.
+#[test]
+fn views_report_cycles_and_states_at_the_frontier() {
+    let mut h = Harness::new(PLAIN);
+    h.create("T1", "10:00", "high", "");
+    h.create("T2", "10:00", "urgent", "");
+    h.reply("T2", "10:10", "agent");
+    h.create("T3", "08:00", "normal", r#""kind":"complaint""#);
+    h.status("T3", "08:30", "pending");
+    let at = |t: &str| parse_rfc3339(&instant(t)).unwrap();
+    h.engine.advance(at("10:45"), &mut h.out);
+    let view = |id: &str| {
+        let e = &h.engine;
+        e.cycles(e.ticket(id).unwrap())
+            .iter()
+            .map(|c| {
+                let deadline = c
+                    .deadline
+                    .map_or("-".into(), |d| Rfc3339(d).to_string()[11..16].to_string());
+                let elapsed = c.elapsed_ms.map_or("-".into(), |e| format!("{}m", e / 60_000));
+                format!(
+                    "{}#{} {} due {deadline} elapsed {elapsed}",
+                    c.clock,
+                    c.number,
+                    c.state.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        view("T1"),
+        [
+            "first_response#1 on_track due 11:00 elapsed 45m",
+            "resolution#1 on_track due 14:00 elapsed 45m"
+        ]
+    );
+    assert_eq!(
+        view("T2"),
+        [
+            "first_response#1 met due 10:30 elapsed -",
+            "resolution#1 on_track due 12:00 elapsed 45m"
+        ]
+    );
+    // PLAIN has no normal resolution target; T3's first response breached at 10:00.
+    assert_eq!(view("T3"), ["first_response#1 breached due 10:00 elapsed 165m"]);
+
+    let s = h.engine.summary();
+    assert_eq!((s.open, s.complaints_open), (3, 1));
+    let fr = Clock::FirstResponse as usize;
+    let res = Clock::Resolution as usize;
+    assert_eq!(s.running[fr], [1, 0, 1, 0], "T1 on track, T3 breached");
+    assert_eq!(s.running[res], [2, 0, 0, 0]);
+    assert_eq!(s.at_risk[fr], [1, 1], "T1 due 11:00: within 15m and 1h of 10:45");
+    assert_eq!(s.at_risk[res], [0, 0]);
+}

@@ -253,6 +253,11 @@ impl Tickets {
         &self.slab[slot as usize]
     }
 
+    /// Every ticket held (free records have an empty id).
+    pub fn iter(&self) -> impl Iterator<Item = &Ticket> {
+        self.slab.iter().filter(|t| !t.id.is_empty())
+    }
+
     pub fn get_mut(&mut self, slot: u32) -> &mut Ticket {
         &mut self.slab[slot as usize]
     }

@@ -57,6 +57,10 @@ pub struct Settings {
     pub keep_shards: bool,
     /// Address of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub http_listen: std::net::SocketAddr,
+    /// Bearer token that `/api/*` requests must present, if set.
+    pub api_token: Option<String>,
+    /// The configured policies and calendars, for `GET /api/v1/policies`.
+    pub catalogue: serde_json::Value,
     pub simulator: Option<SimSettings>,
 }
 
@@ -146,8 +150,6 @@ fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
 pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Result<(), LiveError> {
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new(&rules));
-    let (_, http) = crate::http::spawn(settings.http_listen, metrics.clone(), stop.clone())
-        .map_err(|e| LiveError::Http(settings.http_listen, e))?;
     let embedded = match &settings.brokers {
         Some(_) => None,
         None => Some(embedded_broker(&settings)?),
@@ -173,7 +175,6 @@ pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Resu
     };
     let result = monitor::run(settings, rules, metrics, &bootstrap, stop.clone());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = http.join();
     if let Some(Ok(Err(e))) = simulator.map(|sim| sim.join()) {
         tracing::warn!("simulator: {e}");
     }

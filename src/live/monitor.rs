@@ -17,19 +17,23 @@ use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{Value, json};
 use tracing::{debug, error, info, warn};
 
 use super::probe::{self, Ends};
 use super::shard::{Record, Shard};
 use super::{LiveError, Settings};
-use crate::engine::{DeadLetter, Outbox, SlaEvent};
+use crate::engine::{CycleState, CycleView, DeadLetter, Outbox, SlaEvent};
 use crate::event;
+use crate::http::{Api, AtRisk};
 use crate::metrics::{Metrics, OUTCOMES, SINKS};
 use crate::policy::Rules;
 use crate::time::Instant;
 
 /// How often idle partitions re-check the wall clock (SPEC §6: at least every second).
 const TICK: Duration = Duration::from_millis(250);
+/// How often the ticket gauges (open tickets, cycles by state, at risk) are recounted.
+const SUMMARY_EVERY: Duration = Duration::from_secs(5);
 /// Longest wait for output acknowledgements before a periodic commit is put off.
 const COMMIT_FLUSH: Duration = Duration::from_millis(500);
 
@@ -65,7 +69,7 @@ impl ProducerContext for Deliveries {
 
 /// Consumer side: the shards, reached from the loop and from rebalance callbacks.
 pub struct Ctx {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 struct State {
@@ -74,6 +78,8 @@ struct State {
     metrics: Arc<Metrics>,
     /// Partitions were assigned at least once (readiness).
     assigned: bool,
+    /// When the ticket gauges were last recounted.
+    summarized: WallInstant,
     producer: ThreadedProducer<Deliveries>,
     ends: Arc<Ends>,
     shards: HashMap<i32, Shard>,
@@ -252,7 +258,6 @@ impl State {
         let window = self.settings.caught_up_window;
         let topics = &self.settings.input_topics;
         let m = &self.metrics;
-        let mut open = 0;
         for (&p, shard) in &mut self.shards {
             let partition = p.to_string();
             let ends: Vec<bool> = (0..topics.len())
@@ -273,10 +278,12 @@ impl State {
                     .with_label_values(&[&partition])
                     .set((wall - frontier) as f64 / 1000.0);
             }
-            open += shard.engine.open_tickets();
             count_events(m, shard);
         }
-        m.open_tickets.set(open as i64);
+        if self.summarized.elapsed() >= SUMMARY_EVERY {
+            self.summarized = WallInstant::now();
+            m.tickets(self.shards.values().map(|s| s.engine.summary()));
+        }
         let ready = self.assigned && self.shards.values().all(Shard::ready);
         m.ready.set(i64::from(ready));
         let (shards, limit) = (&self.shards, self.settings.merge_buffer);
@@ -452,8 +459,9 @@ pub fn run(
     let state = State {
         settings: settings.clone(),
         rules,
-        metrics,
+        metrics: metrics.clone(),
         assigned: false,
+        summarized: WallInstant::now(),
         producer,
         ends: ends.clone(),
         shards: HashMap::new(),
@@ -464,9 +472,12 @@ pub fn run(
         buf: Vec::with_capacity(1024),
         fatal: None,
     };
-    let ctx = Ctx {
-        state: Mutex::new(state),
-    };
+    let state = Arc::new(Mutex::new(state));
+    let api = Arc::new(Shards(state.clone()));
+    let token = settings.api_token.as_deref();
+    let (_, http) = crate::http::spawn(settings.http_listen, metrics.clone(), api, token, stop.clone())
+        .map_err(|e| LiveError::Http(settings.http_listen, e))?;
+    let ctx = Ctx { state };
     let consumer: BaseConsumer<Ctx> = super::consumer_config(&settings, bootstrap)
         .create_with_context(ctx)
         .map_err(LiveError::Client)?;
@@ -519,5 +530,97 @@ pub fn run(
     stop.store(true, Ordering::Relaxed);
     drop(consumer);
     let _ = probe.join();
+    let _ = http.join();
     result
+}
+
+/// The shards as the HTTP API reads them: each call takes the loop's lock once.
+struct Shards(Arc<Mutex<State>>);
+
+impl Shards {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().expect("shard lock")
+    }
+}
+
+impl Api for Shards {
+    fn ticket(&self, id: &str) -> Option<Value> {
+        let state = self.lock();
+        state.shards.iter().find_map(|(&p, shard)| {
+            let e = &shard.engine;
+            let t = e.ticket(id)?;
+            let cycles: Vec<Value> = e.cycles(t).iter().map(cycle_json).collect();
+            Some(json!({
+                "ticket_id": t.id.as_str(),
+                "partition": p,
+                "status": t.status.as_str(),
+                "priority": t.priority.as_str(),
+                "channel": t.channel.as_str(),
+                "kind": t.kind.as_str(),
+                "group": e.group_name(t),
+                "customer_tier": e.tier_name(t),
+                "policy": t.policy().map(|i| state.rules.policies[i].name.as_ref()),
+                "frontier": rfc3339(e.frontier()),
+                "cycles": cycles,
+            }))
+        })
+    }
+
+    fn at_risk(&self, q: &AtRisk) -> Vec<Value> {
+        let state = self.lock();
+        let policy = q
+            .policy
+            .as_deref()
+            .map(|name| state.rules.policies.iter().position(|p| &*p.name == name));
+        if policy == Some(None) {
+            return Vec::new();
+        }
+        let mut found: Vec<(Instant, Value)> = Vec::new();
+        for (&p, shard) in &state.shards {
+            let e = &shard.engine;
+            let horizon = e.frontier().saturating_add(q.within_ms);
+            for t in e.tickets() {
+                if policy.is_some_and(|want| want != t.policy()) {
+                    continue;
+                }
+                for c in e.cycles(t) {
+                    let due = c.deadline.filter(|&d| d <= horizon && c.elapsed_ms.is_some());
+                    let Some(deadline) = due.filter(|_| q.clock.is_none_or(|k| k == c.clock)) else {
+                        continue;
+                    };
+                    let mut v = cycle_json(&c);
+                    v["ticket_id"] = json!(t.id.as_str());
+                    v["partition"] = json!(p);
+                    v["policy"] = json!(t.policy().map(|i| state.rules.policies[i].name.as_ref()));
+                    v["breached"] = json!(c.state == CycleState::Breached);
+                    found.push((deadline, v));
+                }
+            }
+        }
+        found.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1["ticket_id"].as_str().cmp(&b.1["ticket_id"].as_str()))
+        });
+        found.into_iter().take(q.limit).map(|(_, v)| v).collect()
+    }
+
+    fn policies(&self) -> Value {
+        self.lock().settings.catalogue.clone()
+    }
+}
+
+fn rfc3339(t: Instant) -> Option<String> {
+    (t > Instant::MIN).then(|| crate::time::Rfc3339(t).to_string())
+}
+
+fn cycle_json(c: &CycleView) -> Value {
+    json!({
+        "clock": c.clock.as_str(),
+        "cycle": c.number,
+        "state": c.state.as_str(),
+        "started_at": rfc3339(c.start),
+        "deadline": c.deadline.and_then(rfc3339),
+        "target_ms": c.target_ms,
+        "elapsed_ms": c.elapsed_ms,
+    })
 }

@@ -422,10 +422,12 @@ fn graceful_shutdown_commits_everything_and_a_restart_adds_nothing_new() {
 }
 
 /// librdkafka's mock cluster with the input, output and dead-letter topics (one partition),
-/// and a configuration for it: first response due 20 s after creation, `idle_grace` 1 s.
+/// and a configuration for it: first response due 20 s after creation, `idle_grace` 1 s, and
+/// `http` added to the `[http]` section.
 fn mock_cluster(
     dir: &Path,
     group: &str,
+    http: &str,
 ) -> (
     MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     String,
@@ -440,7 +442,7 @@ fn mock_cluster(
     std::fs::write(
         &cfg,
         format!(
-            "[engine]\nidle_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+            "[engine]\nidle_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
              [kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\n\
              dead_letter_topic = \"dead-letters\"\n\
              [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
@@ -474,7 +476,7 @@ fn sla_lines(bootstrap: &str, quiet: Duration, enough: impl Fn(&[String]) -> boo
 #[test]
 fn a_broker_outage_fakes_no_breach() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, bootstrap, cfg) = mock_cluster(dir.path(), "outage");
+    let (cluster, bootstrap, cfg) = mock_cluster(dir.path(), "outage", "");
     let monitor = Monitor::start(&cfg, "monitor");
     monitor.wait_for("partitions assigned", 30 * SEC);
     let t0 = wall_now();
@@ -527,7 +529,7 @@ fn a_broker_outage_fakes_no_breach() {
 #[test]
 fn a_restart_remembers_the_breaches_the_clock_fired() {
     let dir = tempfile::tempdir().unwrap();
-    let (_cluster, bootstrap, cfg) = mock_cluster(dir.path(), "remember");
+    let (_cluster, bootstrap, cfg) = mock_cluster(dir.path(), "remember", "");
     let mut first = Monitor::start(&cfg, "first");
     let t0 = wall_now() - 60_000;
     produce(
@@ -564,4 +566,98 @@ fn a_restart_remembers_the_breaches_the_clock_fired() {
         sum(&metrics, "slawatch_sla_events_total", r#"type="breach_retracted""#),
         1.0
     );
+}
+
+/// The read-only API: a ticket with its cycles, cycles at risk soonest first (breached ones
+/// flagged), the policies; bearer token, JSON errors; and the ticket gauges.
+#[test]
+fn the_http_api_shows_tickets_cycles_at_risk_and_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, bootstrap, cfg) = mock_cluster(dir.path(), "api", "api_token = \"s3cret\"");
+    let monitor = Monitor::start(&cfg, "monitor");
+    monitor.wait_for("partitions assigned", 30 * SEC);
+    let now = wall_now();
+    produce(
+        &bootstrap,
+        "ticket-events",
+        &[
+            event("ticket.created", "T-late", now - 60_000, CREATED),
+            event("ticket.created", "T-soon", now - 5_000, CREATED),
+        ],
+    );
+    sla_lines(&bootstrap, SEC, |lines| {
+        lines.iter().any(|l| l.contains("sla.breached"))
+    });
+    let auth = "Authorization: Bearer s3cret\r\n";
+    let get = |path: &str| {
+        let (status, body) = monitor.http_get_with(path, auth);
+        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap())
+    };
+
+    let (status, denied) = monitor.http_get("/api/v1/tickets/T-soon");
+    assert_eq!(status, 401);
+    assert!(denied.contains("\"error\""), "{denied}");
+    let (status, t) = get("/api/v1/tickets/T-soon");
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(
+        (t["status"].as_str(), t["policy"].as_str()),
+        (Some("new"), Some("fast"))
+    );
+    let c = &t["cycles"][0];
+    assert_eq!(
+        (c["clock"].as_str(), c["state"].as_str()),
+        (Some("first_response"), Some("on_track"))
+    );
+    assert_eq!(c["deadline"].as_str(), Some(Rfc3339(now + 15_000).to_string().as_str()));
+    assert!(c["elapsed_ms"].as_i64().unwrap() >= 0);
+    assert_eq!(get("/api/v1/tickets/T-none").0, 404);
+
+    let (status, risk) = get("/api/v1/at-risk?within=1m&clock=first_response");
+    assert_eq!(status, 200, "{risk}");
+    let ids: Vec<(&str, bool)> = risk["cycles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["ticket_id"].as_str().unwrap(), c["breached"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(ids, [("T-late", true), ("T-soon", false)]);
+    assert_eq!(
+        get("/api/v1/at-risk?within=1m&limit=1").1["cycles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get("/api/v1/at-risk?clock=resolution").1["cycles"],
+        serde_json::json!([])
+    );
+    assert_eq!(get("/api/v1/at-risk?policy=other").1["cycles"], serde_json::json!([]));
+    let (status, bad) = get("/api/v1/at-risk?within=soon");
+    assert_eq!(status, 400);
+    assert!(bad["error"].as_str().unwrap().contains("within"), "{bad}");
+    assert_eq!(get("/api/v1/at-risk?limit=0").0, 400);
+
+    let (status, policies) = get("/api/v1/policies");
+    assert_eq!(status, 200);
+    assert_eq!(policies["policies"][0]["name"].as_str(), Some("fast"));
+    assert_eq!(
+        policies["policies"][0]["targets"]["first_response"]["normal"].as_str(),
+        Some("20s")
+    );
+
+    // The ticket gauges are recounted every 5 s; by then T-soon (due 15 s after start) breached
+    // too, or is at risk.
+    std::thread::sleep(6 * SEC);
+    let metrics = monitor.http_get("/metrics").1;
+    let first = |state: &str| {
+        sum(
+            &metrics,
+            "slawatch_cycles",
+            &format!(r#"clock="first_response",state="{state}""#),
+        )
+    };
+    assert_eq!(first("breached") + first("on_track"), 2.0, "{metrics}");
+    assert!(first("breached") >= 1.0);
+    assert_eq!(sum(&metrics, "slawatch_open_tickets", ""), 2.0);
 }

@@ -282,6 +282,11 @@ impl Monitor {
 
     /// `GET path` on the monitor's HTTP listener: status code and body.
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.http_get_with(path, "")
+    }
+
+    /// `GET path` with extra header lines (each ending in `\r\n`).
+    pub fn http_get_with(&self, path: &str, headers: &str) -> (u16, String) {
         self.wait_for("http listening", Duration::from_secs(30));
         let log = self.log_text();
         let line = log.lines().find(|l| l.contains("http listening")).unwrap();
@@ -290,7 +295,7 @@ impl Monitor {
         let mut stream = TcpStream::connect(address).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n"
         )
         .unwrap();
         let mut response = String::new();
