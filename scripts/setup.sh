@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, once per machine:
 # - tansu 0.6.0, a Kafka-protocol broker, built from crates.io into ~/.cargo/bin
-#   (about 15 minutes the first time; skipped when that version is already there).
+#   (about 15 minutes the first time; skipped when that version is already there);
+# - Prometheus and promtool, Debian's `prometheus` package (skipped when both are there).
 set -euo pipefail
+
+if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    echo "setup: prometheus present"
+else
+    echo "setup: installing Debian's prometheus package"
+    sudo=""
+    if [[ $(id -u) -ne 0 ]]; then sudo=sudo; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
+fi
 
 TANSU_VERSION=0.6.0
 tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"

@@ -10,7 +10,7 @@ use prometheus::{
 };
 
 use crate::engine::{AT_RISK, CycleState, Detail, SlaEvent, SlaKind, Summary};
-use crate::event::{self, Channel, Priority, Reason};
+use crate::event::{self, Channel, Kind, Priority, Reason};
 use crate::policy::{Clock, Rules};
 
 /// What became of a valid event (rejected ones are counted as dead letters), in the order of
@@ -31,6 +31,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub events: IntCounterVec,
     pub dead_letters: IntCounterVec,
+    pub created: IntCounterVec,
     pub sla_events: IntCounterVec,
     pub fulfilments: IntCounterVec,
     pub fulfilment_seconds: HistogramVec,
@@ -80,6 +81,11 @@ impl Metrics {
                 "slawatch_dead_letters_total",
                 "Input records dead-lettered, by reason.",
                 &["reason"],
+            ),
+            created: counter(
+                "slawatch_tickets_created_total",
+                "Tickets created, by kind (request, complaint).",
+                &["kind"],
             ),
             sla_events: counter(
                 "slawatch_sla_events_total",
@@ -165,6 +171,9 @@ impl Metrics {
         .expect("a valid metric");
         build.set(1.0);
         m.registry.register(Box::new(build)).expect("registered once");
+        m.registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("registered once");
         m.start_at_zero(rules);
         m
     }
@@ -175,6 +184,9 @@ impl Metrics {
             for outcome in OUTCOMES {
                 self.events.with_label_values(&[ty, outcome]);
             }
+        }
+        for kind in Kind::ALL {
+            self.created.with_label_values(&[kind.as_str()]);
         }
         for reason in Reason::ALL {
             self.dead_letters.with_label_values(&[reason.as_str()]);

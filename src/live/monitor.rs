@@ -24,7 +24,7 @@ use super::probe::{self, Ends};
 use super::shard::{Record, Shard};
 use super::{LiveError, Settings};
 use crate::engine::{CycleState, CycleView, DeadLetter, Outbox, SlaEvent};
-use crate::event;
+use crate::event::{self, Kind};
 use crate::http::{Api, AtRisk};
 use crate::metrics::{Metrics, OUTCOMES, SINKS};
 use crate::policy::Rules;
@@ -405,12 +405,16 @@ impl State {
 
 /// Adds a shard's event counts to the metrics.
 fn count_events(metrics: &Metrics, shard: &mut Shard) {
-    for (ty, counts) in event::TYPES.iter().zip(shard.take_counts()) {
-        for (outcome, n) in OUTCOMES.iter().zip(counts) {
+    let counts = shard.take_counts();
+    for (ty, by_outcome) in event::TYPES.iter().zip(counts.events) {
+        for (outcome, n) in OUTCOMES.iter().zip(by_outcome) {
             if n > 0 {
                 metrics.events.with_label_values(&[ty, outcome]).inc_by(n);
             }
         }
+    }
+    for (kind, n) in Kind::ALL.iter().zip(counts.created) {
+        metrics.created.with_label_values(&[kind.as_str()]).inc_by(n);
     }
 }
 

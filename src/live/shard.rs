@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::engine::{Applied, DeadLetter, Engine, Outbox};
-use crate::event::{self, Event, Reason, Rejection};
+use crate::event::{self, Body, Event, Reason, Rejection};
 use crate::policy::Rules;
 use crate::time::Instant;
 
@@ -41,6 +41,15 @@ struct Topic {
     frontier: Instant,
 }
 
+/// What a shard applied since the counts were last taken (for the metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Valid events by type ([`crate::event::TYPES`]) and outcome ([`crate::metrics::OUTCOMES`]).
+    pub events: [[u64; 4]; 5],
+    /// Tickets created, by kind ([`crate::event::Kind::ALL`]).
+    pub created: [u64; 2],
+}
+
 /// Where an event waits in the merge: its release instant, then topic and offset.
 type Key = (Instant, usize, i64);
 
@@ -57,9 +66,9 @@ pub struct Shard {
     restore: Instant,
     /// The frontier last committed by this shard.
     committed_frontier: Instant,
-    /// Valid events applied since the last [`Shard::take_counts`], by type and outcome
-    /// ([`crate::metrics::OUTCOMES`]).
-    counts: [[u64; 4]; 5],
+    /// Valid events applied since the last [`Shard::take_counts`]: by type and outcome
+    /// ([`crate::metrics::OUTCOMES`]), and tickets created by kind.
+    counts: Counts,
     /// Every topic has been caught up at least once.
     ready: bool,
     allowed_lateness: i64,
@@ -89,7 +98,7 @@ impl Shard {
             waiting_per_topic: vec![0; committed.len()],
             restore,
             committed_frontier: restore,
-            counts: [[0; 4]; 5],
+            counts: Counts::default(),
             ready: false,
             allowed_lateness: e.allowed_lateness,
             idle_grace: e.idle_grace,
@@ -109,8 +118,8 @@ impl Shard {
         self.ready
     }
 
-    /// The counts of valid events applied since the last call, by type and outcome.
-    pub fn take_counts(&mut self) -> [[u64; 4]; 5] {
+    /// The counts since the last call.
+    pub fn take_counts(&mut self) -> Counts {
         std::mem::take(&mut self.counts)
     }
 
@@ -255,7 +264,10 @@ impl Shard {
             Applied::Held => Some(3),
         };
         if let Some(o) = outcome {
-            self.counts[ev.body.type_index()][o] += 1;
+            self.counts.events[ev.body.type_index()][o] += 1;
+            if let (Body::Created(c), 0) = (&ev.body, o) {
+                self.counts.created[c.kind as usize] += 1;
+            }
         }
         if offset < self.topics[topic].live_from {
             out.sla.truncate(mark.0);

@@ -287,22 +287,16 @@ impl Monitor {
 
     /// `GET path` with extra header lines (each ending in `\r\n`).
     pub fn http_get_with(&self, path: &str, headers: &str) -> (u16, String) {
+        http_get(&self.http_address(), path, headers)
+    }
+
+    /// The address the monitor's HTTP listener bound.
+    pub fn http_address(&self) -> String {
         self.wait_for("http listening", Duration::from_secs(30));
         let log = self.log_text();
         let line = log.lines().find(|l| l.contains("http listening")).unwrap();
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let address = v["fields"]["address"].as_str().unwrap();
-        let mut stream = TcpStream::connect(address).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, body.to_string())
+        v["fields"]["address"].as_str().unwrap().to_string()
     }
 
     pub fn log_text(&self) -> String {
@@ -347,6 +341,18 @@ impl Drop for Monitor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` from `address` (HTTP/1.0: no chunked answer), with extra header lines (each
+/// ending in `\r\n`): status code and body.
+pub fn http_get(address: &str, path: &str, headers: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n{headers}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
 }
 
 /// Committed offsets of `group` for every partition of `topic`.
