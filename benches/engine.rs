@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use slawatch::engine::{Engine, Outbox, Ticket};
+use slawatch::engine::{Engine, Outbox, Summary, Ticket};
 use slawatch::event::{Body, Status, decode};
 use slawatch::policy::Rules;
 use slawatch::sim::{SimConfig, generate};
@@ -193,7 +193,8 @@ fn memory(tickets: u64) {
     );
     // One pass over every ticket, as the ticket gauges (every 5 s) and `GET /api/v1/at-risk` do.
     let started = Instant::now();
-    let summary = engine.summary();
+    let mut summary = Summary::default();
+    engine.summarize(0..engine.slots(), &mut summary);
     println!(
         "summary of {} open tickets (one pass, the lock the API and gauges hold): {:.0} ms",
         summary.open,

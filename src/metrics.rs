@@ -246,7 +246,7 @@ impl Metrics {
     }
 
     /// Sets the ticket gauges from the summaries of every shard.
-    pub fn tickets(&self, summaries: impl Iterator<Item = Summary>) {
+    pub fn tickets<'a>(&self, summaries: impl Iterator<Item = &'a Summary>) {
         let mut total = Summary::default();
         for s in summaries {
             total += s;

@@ -951,7 +951,8 @@ fn views_report_cycles_and_states_at_the_frontier() {
     // PLAIN has no normal resolution target; T3's first response breached at 10:00.
     assert_eq!(view("T3"), ["first_response#1 breached due 10:00 elapsed 165m"]);
 
-    let s = h.engine.summary();
+    let mut s = Summary::default();
+    h.engine.summarize(0..h.engine.slots(), &mut s);
     assert_eq!((s.open, s.complaints_open), (3, 1));
     let fr = Clock::FirstResponse as usize;
     let res = Clock::Resolution as usize;

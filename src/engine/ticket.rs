@@ -253,9 +253,15 @@ impl Tickets {
         &self.slab[slot as usize]
     }
 
-    /// Every ticket held (free records have an empty id).
-    pub fn iter(&self) -> impl Iterator<Item = &Ticket> {
-        self.slab.iter().filter(|t| !t.id.is_empty())
+    /// Number of record slots, free ones included.
+    pub fn slots(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// The tickets in record slots `slots` (free records have an empty id).
+    pub fn in_slots(&self, slots: std::ops::Range<usize>) -> impl Iterator<Item = &Ticket> {
+        let end = slots.end.min(self.slab.len());
+        self.slab[slots.start.min(end)..end].iter().filter(|t| !t.id.is_empty())
     }
 
     pub fn get_mut(&mut self, slot: u32) -> &mut Ticket {

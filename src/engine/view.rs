@@ -74,8 +74,8 @@ pub struct Summary {
     pub at_risk: [[u64; 2]; 3],
 }
 
-impl std::ops::AddAssign for Summary {
-    fn add_assign(&mut self, other: Summary) {
+impl std::ops::AddAssign<&Summary> for Summary {
+    fn add_assign(&mut self, other: &Summary) {
         self.open += other.open;
         self.complaints_open += other.complaints_open;
         for clock in 0..3 {
@@ -90,9 +90,16 @@ impl std::ops::AddAssign for Summary {
 }
 
 impl<P> Engine<P> {
-    /// Every ticket held, solved ones kept for `ticket_retention` included.
-    pub fn tickets(&self) -> impl Iterator<Item = &Ticket> {
-        self.tickets.iter()
+    /// Number of ticket record slots: [`Engine::tickets`] takes ranges of `0..slots()`, so
+    /// that a pass over millions of tickets can be split into short steps.
+    pub fn slots(&self) -> usize {
+        self.tickets.slots()
+    }
+
+    /// The tickets held in record slots `slots`, solved ones kept for `ticket_retention`
+    /// included.
+    pub fn tickets(&self, slots: std::ops::Range<usize>) -> impl Iterator<Item = &Ticket> {
+        self.tickets.in_slots(slots)
     }
 
     pub fn group_name(&self, t: &Ticket) -> Option<&str> {
@@ -129,9 +136,9 @@ impl<P> Engine<P> {
             .collect()
     }
 
-    pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
-        for t in self.tickets() {
+    /// Adds the tickets of record slots `slots` to `s`.
+    pub fn summarize(&self, slots: std::ops::Range<usize>, s: &mut Summary) {
+        for t in self.tickets(slots) {
             if matches!(t.status, Status::Solved | Status::Closed) {
                 continue;
             }
@@ -152,7 +159,6 @@ impl<P> Engine<P> {
                 }
             }
         }
-        s
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::{Applied, DeadLetter, Engine, Outbox};
+use crate::engine::{Applied, DeadLetter, Engine, Outbox, Summary};
 use crate::event::{self, Body, Event, Reason, Rejection};
 use crate::policy::Rules;
 use crate::time::Instant;
@@ -71,6 +71,9 @@ pub struct Shard {
     counts: Counts,
     /// Every topic has been caught up at least once.
     ready: bool,
+    /// The ticket gauges, recounted in steps: the pass in progress and the last complete one.
+    counting: (usize, Summary),
+    counted: Summary,
     allowed_lateness: i64,
     idle_grace: i64,
     max_clock_skew: i64,
@@ -100,6 +103,8 @@ impl Shard {
             committed_frontier: restore,
             counts: Counts::default(),
             ready: false,
+            counting: (0, Summary::default()),
+            counted: Summary::default(),
             allowed_lateness: e.allowed_lateness,
             idle_grace: e.idle_grace,
             max_clock_skew: e.max_clock_skew,
@@ -116,6 +121,23 @@ impl Shard {
     /// Whether every input topic of the shard has been read to its end at least once.
     pub fn ready(&self) -> bool {
         self.ready
+    }
+
+    /// Recounts the next `n` ticket slots for the gauges.
+    pub fn count_tickets(&mut self, n: usize) {
+        let (next, partial) = &mut self.counting;
+        let end = *next + n;
+        self.engine.summarize(*next..end, partial);
+        *next = end;
+        if end >= self.engine.slots() {
+            self.counted = std::mem::take(partial);
+            *next = 0;
+        }
+    }
+
+    /// The last complete count of the tickets, for the gauges.
+    pub fn counted(&self) -> &Summary {
+        &self.counted
     }
 
     /// The counts since the last call.
