@@ -403,7 +403,10 @@ normal = "1h"
         let mut shard = Shard::new(rules, 0, &[0, 0], Instant::MIN);
         let mut out = Outbox::default();
         feed(&mut shard, &order, &mut [0, 0], &mut out);
+        shard.tick(|t| t == 0, until, &mut out);
+        assert!(!shard.ready(), "ready only once every topic was caught up");
         shard.tick(|_| true, until + shard.idle_grace, &mut out);
+        assert!(shard.ready());
         assert!(expected.sla.len() > 1_000, "{}", expected.sla.len());
         let first_difference = out.sla.iter().zip(&expected.sla).position(|(a, b)| a != b);
         assert_eq!(
