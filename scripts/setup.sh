@@ -2,17 +2,20 @@
 # Installs what the test suite needs beyond the Rust toolchain, once per machine:
 # - tansu 0.6.0, a Kafka-protocol broker, built from crates.io into ~/.cargo/bin
 #   (about 15 minutes the first time; skipped when that version is already there);
-# - Prometheus and promtool, Debian's `prometheus` package (skipped when both are there).
+# - Prometheus, promtool, Alertmanager and amtool: Debian's `prometheus` and
+#   `prometheus-alertmanager` packages (skipped when all four are there).
 set -euo pipefail
 
-if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
-    echo "setup: prometheus present"
+if command -v prometheus >/dev/null && command -v promtool >/dev/null \
+    && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null; then
+    echo "setup: prometheus and alertmanager present"
 else
-    echo "setup: installing Debian's prometheus package"
+    echo "setup: installing Debian's prometheus and prometheus-alertmanager packages"
     sudo=""
     if [[ $(id -u) -ne 0 ]]; then sudo=sudo; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        prometheus prometheus-alertmanager
 fi
 
 TANSU_VERSION=0.6.0

@@ -8,27 +8,14 @@
 #[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Monitor, http_get, repo};
+use support::{Monitor, http_get, repo, tool};
 
 const SEC: Duration = Duration::from_secs(1);
-
-/// A Prometheus tool: `/usr/bin/NAME` (Debian's package), or `$SLAWATCH_PROMETHEUS_BIN/NAME`.
-/// Missing is a failure, not a skip.
-fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLAWATCH_PROMETHEUS_BIN").map_or_else(|| PathBuf::from("/usr/bin"), PathBuf::from);
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not installed (run scripts/setup.sh)",
-        path.display()
-    );
-    path
-}
 
 fn promtool(args: &[&str], stdin: Option<&str>) {
     let mut child = Command::new(tool("promtool"))

@@ -40,6 +40,26 @@ fn tansu_binary() -> PathBuf {
     path
 }
 
+/// A tool of Debian's Prometheus packages (`prometheus`, `promtool`, `prometheus-alertmanager`,
+/// `amtool`): in `/usr/bin`, or in `$SLAWATCH_PROMETHEUS_BIN`. Missing is a failure, not a skip:
+/// `scripts/setup.sh` installs them.
+pub fn tool(name: &str) -> PathBuf {
+    let dir = std::env::var_os("SLAWATCH_PROMETHEUS_BIN").map_or_else(|| PathBuf::from("/usr/bin"), PathBuf::from);
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not installed (run scripts/setup.sh)",
+        path.display()
+    );
+    path
+}
+
+/// `POST path` of a JSON body to `address` (HTTP/1.0): status code and body.
+pub fn http_post(address: &str, path: &str, json: &str) -> (u16, String) {
+    let headers = format!("Content-Type: application/json\r\nContent-Length: {}\r\n", json.len());
+    request(address, "POST", path, &headers, json)
+}
+
 /// A tansu broker on a free loopback port, memory storage; killed on drop.
 pub struct Broker {
     child: Child,
@@ -346,8 +366,16 @@ impl Drop for Monitor {
 /// `GET path` from `address` (HTTP/1.0: no chunked answer), with extra header lines (each
 /// ending in `\r\n`): status code and body.
 pub fn http_get(address: &str, path: &str, headers: &str) -> (u16, String) {
+    request(address, "GET", path, headers, "")
+}
+
+fn request(address: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n{headers}\r\n").unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{headers}\r\n{body}"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
