@@ -1,6 +1,9 @@
 //! Black-box tests of `slawatch run` against a real Kafka-protocol broker (tansu, installed by
-//! `scripts/setup.sh`) and, for the outage, librdkafka's mock cluster.
+//! `scripts/setup.sh`) and, where a test needs fault injection, offset metadata or fetches from
+//! inside a record batch, librdkafka's mock cluster.
 
+// Shared with tests/observability.rs and tests/alertmanager.rs, which use other parts of it.
+#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! Test harness: a real tansu broker per test, `slawatch run` processes, producing, reading
-//! topics back, and per-partition `replay` expectations.
+//! topics back, per-partition `replay` expectations, plain HTTP requests, and the Debian
+//! Prometheus tools. Also included by tests/observability.rs and tests/alertmanager.rs.
 
 use std::collections::BTreeMap;
 use std::fs::File;
