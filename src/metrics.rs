@@ -4,6 +4,7 @@
 //! priorities, channels, partitions), never from ticket ids. Combinations known at start are
 //! created at zero, so rates and ratios have data before the first event.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -54,20 +55,14 @@ impl Metrics {
     pub fn new(rules: &Rules) -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
-            g
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
         let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
             let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-            let h = HistogramVec::new(opts, labels).expect("a valid metric");
-            registry.register(Box::new(h.clone())).expect("registered once");
-            h
+            register(&registry, HistogramVec::new(opts, labels))
         };
         let sla_labels: Vec<&str> = ["type"].into_iter().chain(SLA_LABELS).collect();
         let outcome_labels: Vec<&str> = ["outcome"].into_iter().chain(SLA_LABELS).collect();
@@ -124,18 +119,16 @@ impl Metrics {
                 "Running cycles, not yet breached, due within 15m or 1h of the frontier.",
                 &["clock", "within"],
             ),
-            frontier_lag: {
-                let g = GaugeVec::new(
+            frontier_lag: register(
+                &registry,
+                GaugeVec::new(
                     Opts::new(
                         "slawatch_frontier_lag_seconds",
                         "Wall clock minus the partition's frontier.",
                     ),
                     &["partition"],
-                )
-                .expect("a valid metric");
-                registry.register(Box::new(g.clone())).expect("registered once");
-                g
-            },
+                ),
+            ),
             consumer_lag: int_gauge(
                 "slawatch_consumer_lag_messages",
                 "Records between the read position and the end of the log, per input topic-partition.",
@@ -164,13 +157,9 @@ impl Metrics {
             .with_label_values::<&str>(&[]),
             registry,
         };
-        let build = Gauge::with_opts(
-            Opts::new("slawatch_build_info", "Always 1; the version as a label.")
-                .const_label("version", env!("CARGO_PKG_VERSION")),
-        )
-        .expect("a valid metric");
-        build.set(1.0);
-        m.registry.register(Box::new(build)).expect("registered once");
+        let build = Opts::new("slawatch_build_info", "Always 1; the version as a label.")
+            .const_label("version", env!("CARGO_PKG_VERSION"));
+        register(&m.registry, Gauge::with_opts(build)).set(1.0);
         m.registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("registered once");
@@ -274,6 +263,13 @@ impl Metrics {
             .expect("encoding to a Vec");
         out
     }
+}
+
+/// Registers a metric built from the constants above (so neither step can fail).
+fn register<T: Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<T>) -> T {
+    let metric = metric.expect("a valid metric");
+    registry.register(Box::new(metric.clone())).expect("registered once");
+    metric
 }
 
 /// The `type` label of an SLA event: its type without the `sla.` prefix.
