@@ -59,7 +59,7 @@ fn throughput(wanted: usize) {
     let bare = bare_consumer_rate(&broker.bootstrap, n);
     println!("bare rdkafka consumer: {bare:.0} msg/s");
 
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "bench", &["ticket-events"], "");
+    let cfg = config(broker.dir(), &broker.bootstrap, "bench", &["ticket-events"], "");
     let monitor = Monitor::start(&cfg, "monitor");
     let (mut first, mut last) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -102,7 +102,7 @@ fn latency(open: usize) {
         ("sla-events", PARTITIONS),
         ("dead-letters", 1),
     ]);
-    let cfg = broker.dir.path().join("latency.toml");
+    let cfg = broker.dir().join("latency.toml");
     std::fs::write(
         &cfg,
         format!(

@@ -7,11 +7,11 @@
 #[allow(dead_code)]
 mod support;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{http_get, http_post, repo, tool};
+use support::{Server, http_get, http_post, http_ready, repo, tool};
 
 fn amtool(args: &[&str]) -> String {
     let out = Command::new(tool("amtool")).args(args).output().unwrap();
@@ -47,51 +47,23 @@ fn the_example_configuration_routes_by_severity_and_team() {
     }
 }
 
-struct Alertmanager {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_alertmanager() -> Alertmanager {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-    let child = Command::new(tool("prometheus-alertmanager"))
-        .arg(format!(
-            "--config.file={}",
-            repo("deploy/alertmanager/alertmanager.yml").display()
-        ))
-        .arg(format!("--storage.path={}", dir.path().display()))
-        .arg(format!("--web.listen-address={address}"))
-        .arg("--cluster.listen-address=")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("starting alertmanager");
-    let am = Alertmanager {
-        child,
-        address,
-        _dir: dir,
-    };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&am.address).is_err() || http_get(&am.address, "/-/ready", "").0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(30), "alertmanager did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    am
+/// The example configuration, clustering off.
+fn start_alertmanager() -> Server {
+    Server::start(
+        &tool("prometheus-alertmanager"),
+        |address, dir| {
+            vec![
+                format!(
+                    "--config.file={}",
+                    repo("deploy/alertmanager/alertmanager.yml").display()
+                ),
+                format!("--storage.path={}", dir.display()),
+                format!("--web.listen-address={address}"),
+                "--cluster.listen-address=".into(),
+            ]
+        },
+        http_ready,
+    )
 }
 
 fn alert(name: &str, ticket: &str, severity: &str) -> Value {

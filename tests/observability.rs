@@ -9,11 +9,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Monitor, http_get, repo, tool};
+use support::{Monitor, Server, http_get, http_ready, repo, tool};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -39,53 +39,36 @@ fn promtool(args: &[&str], stdin: Option<&str>) {
     );
 }
 
-struct Prometheus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
+struct Prometheus(Server);
 
 impl Prometheus {
     /// The shipped configuration and rules, scraping `target` every second.
     fn start(target: &str) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
         let shipped = std::fs::read_to_string(repo("deploy/prometheus/prometheus.yml")).unwrap();
         let config = shipped
             .replace("scrape_interval: 15s", "scrape_interval: 1s")
             .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
             .replace("127.0.0.1:9797", target);
         assert_ne!(config, shipped, "the shipped configuration changed shape");
-        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-        std::fs::create_dir(dir.path().join("rules")).unwrap();
-        std::fs::copy(
-            repo("deploy/prometheus/rules/slawatch.rules.yml"),
-            dir.path().join("rules/slawatch.rules.yml"),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(tool("prometheus"))
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={address}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting prometheus");
-        let p = Prometheus {
-            child,
-            address,
-            _dir: dir,
-        };
-        p.wait("ready", 30 * SEC, || {
-            std::net::TcpStream::connect(&p.address).is_ok() && http_get(&p.address, "/-/ready", "").0 == 200
-        });
-        p
+        let server = Server::start(
+            &tool("prometheus"),
+            |address, dir| {
+                std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+                std::fs::create_dir(dir.join("rules")).unwrap();
+                std::fs::copy(
+                    repo("deploy/prometheus/rules/slawatch.rules.yml"),
+                    dir.join("rules/slawatch.rules.yml"),
+                )
+                .unwrap();
+                vec![
+                    format!("--config.file={}", dir.join("prometheus.yml").display()),
+                    format!("--storage.tsdb.path={}", dir.join("data").display()),
+                    format!("--web.listen-address={address}"),
+                ]
+            },
+            http_ready,
+        );
+        Prometheus(server)
     }
 
     fn wait(&self, what: &str, limit: Duration, done: impl Fn() -> bool) {
@@ -98,7 +81,7 @@ impl Prometheus {
 
     /// `GET /api/v1/...` and its `data`.
     fn api(&self, path: &str) -> Value {
-        let (status, body) = http_get(&self.address, &format!("/api/v1/{path}"), "");
+        let (status, body) = http_get(&self.0.address, &format!("/api/v1/{path}"), "");
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
         assert_eq!((status, v["status"].as_str()), (200, Some("success")), "{path}: {body}");
         v["data"].clone()
@@ -115,13 +98,6 @@ impl Prometheus {
             .first()
             .and_then(|s| s["value"][1].as_str()?.parse().ok())
             .unwrap_or(0.0)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -55,7 +55,7 @@ fn loaded(
     ]);
     let events = simulated(seed, tickets, partitions);
     produce(&broker.bootstrap, "ticket-events", &as_records(&events));
-    let cfg = config(broker.dir.path(), &broker.bootstrap, group, &["ticket-events"], "");
+    let cfg = config(broker.dir(), &broker.bootstrap, group, &["ticket-events"], "");
     let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
     (broker, events, cfg, expected)
 }
@@ -174,7 +174,7 @@ fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
         .map(|(i, (_, value))| (0, Some(format!("key-{i}").into_bytes()), value.clone()))
         .collect();
     produce(&broker.bootstrap, "ticket-events", &records);
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "dead", &["ticket-events"], "");
+    let cfg = config(broker.dir(), &broker.bootstrap, "dead", &["ticket-events"], "");
     let _monitor = Monitor::start_with(
         &cfg,
         "monitor",
@@ -217,13 +217,7 @@ fn several_input_topics_hold_orphans_and_give_the_merged_result() {
     let (created, activity): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.2.contains("ticket.created"));
     produce(&broker.bootstrap, "activity", &as_records(&activity));
     produce(&broker.bootstrap, "tickets", &as_records(&created));
-    let cfg = config(
-        broker.dir.path(),
-        &broker.bootstrap,
-        "multi",
-        &["tickets", "activity"],
-        "",
-    );
+    let cfg = config(broker.dir(), &broker.bootstrap, "multi", &["tickets", "activity"], "");
     let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
     let monitor = Monitor::start(&cfg, "monitor");
     let lines = read_sla(&broker.bootstrap, expected.len());
@@ -303,7 +297,7 @@ fn a_small_merge_buffer_pauses_the_topic_ahead_and_changes_nothing() {
 fn input_topics_with_different_partition_counts_are_refused() {
     let broker = Broker::start();
     broker.create_topics(&[("a", 2), ("b", 3), ("sla-events", 1), ("dead-letters", 1)]);
-    let cfg = config(broker.dir.path(), &broker.bootstrap, "mismatch", &["a", "b"], "");
+    let cfg = config(broker.dir(), &broker.bootstrap, "mismatch", &["a", "b"], "");
     let mut monitor = Monitor::start(&cfg, "monitor");
     let status = monitor.wait_exit(30 * SEC);
     assert_eq!(status.code(), Some(2));
@@ -353,7 +347,7 @@ fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
     // tansu 0.6 answers a fetch from inside a record batch with the next batch, skipping the
     // rest: a shard kept across the rebalance would miss records there, so rebuild them all.
     let cfg = config(
-        broker.dir.path(),
+        broker.dir(),
         &broker.bootstrap,
         "pair",
         &["ticket-events"],

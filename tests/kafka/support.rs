@@ -61,44 +61,91 @@ pub fn http_post(address: &str, path: &str, json: &str) -> (u16, String) {
     request(address, "POST", path, &headers, json)
 }
 
-/// A tansu broker on a free loopback port, memory storage; killed on drop.
-pub struct Broker {
+/// A server process on a free loopback port, with a directory of its own that also holds its
+/// log; killed on drop.
+pub struct Server {
     child: Child,
-    pub bootstrap: String,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
     pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `program` with the arguments `args` makes of the address and the directory, then
+    /// waits until `ready` holds for the address.
+    pub fn start(
+        program: &Path,
+        args: impl FnOnce(&str, &Path) -> Vec<String>,
+        ready: impl Fn(&str) -> bool,
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let log_path = dir.path().join("server.log");
+        let log = File::create(&log_path).unwrap();
+        let child = Command::new(program)
+            .args(args(&address, dir.path()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        let server = Server { child, address, dir };
+        let start = Instant::now();
+        while !ready(&server.address) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{} did not get ready on {}:\n{}",
+                program.display(),
+                server.address,
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a Prometheus-style server at `address` answers `GET /-/ready` with 200.
+pub fn http_ready(address: &str) -> bool {
+    TcpStream::connect(address).is_ok() && http_get(address, "/-/ready", "").0 == 200
+}
+
+/// A tansu broker, memory storage.
+pub struct Broker {
+    server: Server,
+    pub bootstrap: String,
 }
 
 impl Broker {
     pub fn start() -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = File::create(dir.path().join("tansu.log")).unwrap();
-        let child = Command::new(tansu_binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting tansu");
-        let bootstrap = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&bootstrap).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, bootstrap, dir }
+        let server = Server::start(
+            &tansu_binary(),
+            |address, _| {
+                let url = format!("tcp://{address}");
+                let args = ["broker", "--listener-url", &url, "--advertised-listener-url", &url];
+                let storage = ["--storage-engine", "memory://tansu/"];
+                args.iter().chain(&storage).map(|a| a.to_string()).collect()
+            },
+            |address| TcpStream::connect(address).is_ok(),
+        );
+        let bootstrap = server.address.clone();
+        Broker { server, bootstrap }
+    }
+
+    /// A directory for the test's files, removed with the broker.
+    pub fn dir(&self) -> &Path {
+        self.server.dir.path()
     }
 
     pub fn create_topics(&self, topics: &[(&str, i32)]) {
         create_topics(&self.bootstrap, topics);
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
