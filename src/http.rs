@@ -213,5 +213,8 @@ async fn policies(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(denied) = denied(&s, &headers) {
         return denied;
     }
-    axum::Json(s.api.policies()).into_response()
+    match read(&s, |api| api.policies()).await {
+        Ok(policies) => axum::Json(policies).into_response(),
+        Err(e) => e,
+    }
 }

@@ -919,7 +919,6 @@ fn views_report_cycles_and_states_at_the_frontier() {
     let view = |id: &str| {
         let e = &h.engine;
         e.cycles(e.ticket(id).unwrap())
-            .iter()
             .map(|c| {
                 let deadline = c
                     .deadline

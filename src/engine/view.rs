@@ -111,29 +111,25 @@ impl<P> Engine<P> {
     }
 
     /// The current cycle of each clock the ticket's policy gives a target and that ran.
-    pub fn cycles(&self, t: &Ticket) -> Vec<CycleView> {
-        let Some(p) = t.policy() else { return Vec::new() };
-        let policy = &self.rules.policies[p];
-        let cal = &self.rules.calendars[policy.calendar].calendar;
-        Slot::BOTH
-            .into_iter()
-            .filter_map(|which| {
-                let c = t.cycle(which);
-                let clock = t.clock(which);
-                let target = policy.target(clock, t.priority).filter(|_| c.number > 0)?;
-                let timeline = Self::timeline(t, which);
-                let running = c.running();
-                Some(CycleView {
-                    clock,
-                    number: c.number,
-                    start: c.start,
-                    target_ms: target,
-                    deadline: timeline.instant_at(cal, target),
-                    elapsed_ms: running.then(|| timeline.elapsed(cal, self.frontier.max(c.start))),
-                    state: state(t, which, c),
-                })
+    pub fn cycles<'a>(&'a self, t: &'a Ticket) -> impl Iterator<Item = CycleView> + 'a {
+        let policy = t.policy().map(|p| &self.rules.policies[p]);
+        Slot::BOTH.into_iter().filter_map(move |which| {
+            let policy = policy?;
+            let cal = &self.rules.calendars[policy.calendar].calendar;
+            let c = t.cycle(which);
+            let clock = t.clock(which);
+            let target = policy.target(clock, t.priority).filter(|_| c.number > 0)?;
+            let timeline = Self::timeline(t, which);
+            Some(CycleView {
+                clock,
+                number: c.number,
+                start: c.start,
+                target_ms: target,
+                deadline: timeline.instant_at(cal, target),
+                elapsed_ms: c.running().then(|| timeline.elapsed(cal, self.frontier.max(c.start))),
+                state: state(t, which, c),
             })
-            .collect()
+        })
     }
 
     /// Adds the tickets of record slots `slots` to `s`.

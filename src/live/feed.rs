@@ -39,15 +39,9 @@ impl Feed {
 /// Publishes the simulation keyed by ticket id until it ends or `stop` is set; returns the
 /// number of events published.
 pub fn feed(f: &Feed, stop: &AtomicBool) -> Result<u64, KafkaError> {
-    let mut config = rdkafka::ClientConfig::new();
-    config
-        .set("bootstrap.servers", &f.bootstrap)
-        .set("linger.ms", "20")
-        .set("partitioner", "murmur2_random");
-    for (k, v) in &f.client {
-        config.set(k, v);
-    }
-    let producer: ThreadedProducer<DefaultProducerContext> = config.create()?;
+    let defaults = [("linger.ms", "20"), ("partitioner", "murmur2_random")];
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        super::client_config(&f.bootstrap, &f.client, &defaults, &[]).create()?;
     info!(topic = %f.topic, paced = f.paced, "simulator publishing");
     let mut sent = 0u64;
     for ev in generate(&f.sim) {

@@ -109,11 +109,24 @@ impl LiveError {
     }
 }
 
-/// Settings shared by every client: the bootstrap servers, then the configured properties.
-fn client_config(s: &Settings, bootstrap: &str) -> ClientConfig {
+/// A client configuration: `defaults`, then the bootstrap servers and the configured
+/// properties (`[kafka.client]`), which may override them, then `forced`, which slawatch relies
+/// on.
+fn client_config(
+    bootstrap: &str,
+    client: &BTreeMap<String, String>,
+    defaults: &[(&str, &str)],
+    forced: &[(&str, &str)],
+) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    for (k, v) in &s.client {
+    let configured = client.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in defaults
+        .iter()
+        .copied()
+        .chain([("bootstrap.servers", bootstrap)])
+        .chain(configured)
+        .chain(forced.iter().copied())
+    {
         c.set(k, v);
     }
     c
@@ -122,42 +135,42 @@ fn client_config(s: &Settings, bootstrap: &str) -> ClientConfig {
 /// The group consumer. Offsets are committed by the monitor only; range assignment keeps
 /// co-partitioned topics' partitions of one number on one instance.
 fn consumer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("auto.offset.reset", "earliest");
-    for (k, v) in client_config(s, bootstrap).config_map() {
-        c.set(k, v);
-    }
-    c.set("group.id", &s.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("partition.assignment.strategy", "range");
-    c
+    client_config(
+        bootstrap,
+        &s.client,
+        &[("auto.offset.reset", "earliest")],
+        &[
+            ("group.id", &s.group_id),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("partition.assignment.strategy", "range"),
+        ],
+    )
 }
 
 /// The output producer: idempotent, retrying until delivered, keys hashed as Java clients do.
 fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("linger.ms", "5").set("partitioner", "murmur2_random");
-    for (k, v) in client_config(s, bootstrap).config_map() {
-        c.set(k, v);
-    }
-    c.set("enable.idempotence", "true").set("message.timeout.ms", "0");
-    c
+    client_config(
+        bootstrap,
+        &s.client,
+        &[("linger.ms", "5"), ("partitioner", "murmur2_random")],
+        &[("enable.idempotence", "true"), ("message.timeout.ms", "0")],
+    )
 }
 
 /// Runs the monitor (and, if configured, the embedded broker and the simulator) until `stop`.
 pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Result<(), LiveError> {
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::new(&rules));
-    let embedded = match &settings.brokers {
-        Some(_) => None,
-        None => Some(embedded_broker(&settings)?),
-    };
-    let bootstrap = match (&settings.brokers, &embedded) {
-        (Some(b), _) => b.clone(),
-        (None, Some(cluster)) => cluster.bootstrap_servers(),
-        (None, None) => unreachable!("embedded broker started above"),
+    // The embedded broker lives until the monitor returns.
+    let (_embedded, bootstrap) = match &settings.brokers {
+        Some(b) => (None, b.clone()),
+        None => {
+            let cluster = embedded_broker(&settings)?;
+            let bootstrap = cluster.bootstrap_servers();
+            (Some(cluster), bootstrap)
+        }
     };
     let simulator = match &settings.simulator {
         Some(sim) => {

@@ -221,7 +221,7 @@ impl State {
             self.paused.push((topic, msg.partition()));
             self.pause(consumer, topic, msg.partition(), true);
         }
-        self.send();
+        self.send(wall);
     }
 
     /// The consumer reached the end of partition `p` of an input topic. librdkafka does not
@@ -291,7 +291,7 @@ impl State {
         for (t, p) in resume {
             self.pause(consumer, t, p, false);
         }
-        self.send();
+        self.send(wall);
     }
 
     /// Counts an error of `stage` and stops the monitor with it.
@@ -300,10 +300,9 @@ impl State {
         self.fatal.get_or_insert(e);
     }
 
-    /// Hands the outbox to the producer.
-    fn send(&mut self) {
+    /// Hands the outbox to the producer; `now` is the wall clock, for alert latency.
+    fn send(&mut self, now: Instant) {
         let sla = std::mem::take(&mut self.outbox.sla);
-        let now = super::wall_now();
         for ev in &sla {
             log_sla(ev);
             self.metrics.sla_event(ev, now);
@@ -481,7 +480,7 @@ pub fn run(
     let consumer: BaseConsumer<Ctx> = super::consumer_config(&settings, bootstrap)
         .create_with_context(ctx)
         .map_err(LiveError::Client)?;
-    let probe_client = super::client_config(&settings, bootstrap);
+    let probe_client = super::client_config(bootstrap, &settings.client, &[], &[]);
     let probe_check: BaseConsumer = probe_client.create().map_err(LiveError::Client)?;
     let partitions = probe::partition_counts(&probe_check, &settings.input_topics)?;
     drop(probe_check);
@@ -549,7 +548,7 @@ impl Api for Shards {
         state.shards.iter().find_map(|(&p, shard)| {
             let e = &shard.engine;
             let t = e.ticket(id)?;
-            let cycles: Vec<Value> = e.cycles(t).iter().map(cycle_json).collect();
+            let cycles: Vec<Value> = e.cycles(t).map(|c| cycle_json(&c)).collect();
             Some(json!({
                 "ticket_id": t.id.as_str(),
                 "partition": p,
