@@ -794,6 +794,43 @@ mod tests {
     }
 
     #[test]
+    fn live_mode_problems_name_their_keys() {
+        let p = problems(
+            r#"
+            [kafka]
+            brokers = ""
+            input_topics = ["events", "events"]
+            output_topic = ""
+            embedded_partitions = 0
+            [run]
+            commit_interval = "0s"
+            caught_up_window = "soon"
+            merge_buffer = 0
+            [http]
+            listen = "localhost"
+            [simulator]
+            rate = -1
+            "#,
+        );
+        for expected in [
+            "kafka.brokers: must not be empty",
+            "kafka.input_topics[1]: topic \"events\" is already kafka.input_topics[0]",
+            "kafka.output_topic: must not be empty",
+            "kafka.embedded_partitions:",
+            "run.commit_interval: must be greater than zero",
+            "run.caught_up_window:",
+            "run.merge_buffer:",
+            "http.listen:",
+            "simulator.rate:",
+        ] {
+            assert!(
+                p.iter().any(|l| l.starts_with(expected)),
+                "missing {expected:?} in {p:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn distinct_fractions_are_limited_to_what_a_cycle_records() {
         let policy = |i: usize| format!("[[policy]]\nname = \"p{i}\"\nwarn_at = [{}]\n", (i + 1) as f64 / 100.0);
         let ok: String = (0..MAX_FRACTIONS).map(policy).collect();
