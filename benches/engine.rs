@@ -196,7 +196,7 @@ fn memory(tickets: u64) {
     let mut summary = Summary::default();
     engine.summarize(0..engine.slots(), &mut summary);
     println!(
-        "summary of {} open tickets (one pass, the lock the API and gauges hold): {:.0} ms",
+        "summary of {} open tickets, one pass (the gauges and at-risk take it in steps): {:.0} ms",
         summary.open,
         started.elapsed().as_secs_f64() * 1000.0
     );

@@ -33,7 +33,7 @@ use crate::time::Instant;
 /// How often idle partitions re-check the wall clock (SPEC §6: at least every second).
 const TICK: Duration = Duration::from_millis(250);
 /// Tickets per shard recounted for the gauges (open tickets, cycles by state, at risk) at each
-/// tick, and scanned per lock by the at-risk API: about 10 ms of work on business calendars.
+/// tick, and scanned per lock by the at-risk API: about 8 ms of work on business calendars.
 const STEP: usize = 50_000;
 /// Longest wait for output acknowledgements before a periodic commit is put off.
 const COMMIT_FLUSH: Duration = Duration::from_millis(500);
