@@ -113,8 +113,9 @@ impl Drop for Server {
 }
 
 /// Whether a Prometheus-style server at `address` answers `GET /-/ready` with 200.
+/// A server still starting may refuse or reset the connection: that is "not ready".
 pub fn http_ready(address: &str) -> bool {
-    TcpStream::connect(address).is_ok() && http_get(address, "/-/ready", "").0 == 200
+    try_request(address, "GET", "/-/ready", "", "").is_ok_and(|(status, _)| status == 200)
 }
 
 /// A tansu broker, memory storage.
@@ -418,17 +419,28 @@ pub fn http_get(address: &str, path: &str, headers: &str) -> (u16, String) {
 }
 
 fn request(address: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
+    try_request(address, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on {address}: {e}"))
+}
+
+fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
     write!(
         stream,
         "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{headers}\r\n{body}"
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
+    stream.read_to_string(&mut response)?;
+    let malformed = || std::io::Error::other(format!("malformed response: {response:?}"));
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(malformed)?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
+    Ok((status, body.to_string()))
 }
 
 /// Committed offsets of `group` for every partition of `topic`.
