@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Calendar;
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
 use crate::live;
+use crate::notify::AlertingSection;
 use crate::policy::{Clock, EngineSettings, Matcher, NamedCalendar, Policy, Rules, Warning};
 use crate::time::{parse_duration, uses_days};
 
@@ -55,6 +56,8 @@ pub struct FileConfig {
     pub simulator: SimulatorSection,
     #[serde(default)]
     pub http: HttpSection,
+    #[serde(default)]
+    pub alerting: AlertingSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,17 +245,17 @@ pub fn from_toml(text: &str) -> Result<Loaded, ConfigError> {
 
 /// Collects problems and warnings while compiling.
 #[derive(Default)]
-struct Report {
+pub(crate) struct Report {
     problems: Vec<String>,
     warnings: Vec<String>,
 }
 
 impl Report {
-    fn problem(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
+    pub(crate) fn problem(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.problems.push(format!("{key}: {msg}"));
     }
 
-    fn duration(&mut self, key: &str, text: &str) -> i64 {
+    pub(crate) fn duration(&mut self, key: &str, text: &str) -> i64 {
         parse_duration(text).unwrap_or_else(|| {
             self.problem(
                 key,
@@ -262,7 +265,7 @@ impl Report {
         })
     }
 
-    fn positive_duration(&mut self, key: &str, text: &str) -> i64 {
+    pub(crate) fn positive_duration(&mut self, key: &str, text: &str) -> i64 {
         let d = self.duration(key, text);
         if d == 0 && parse_duration(text).is_some() {
             self.problem(key, "must be greater than zero");
@@ -270,7 +273,7 @@ impl Report {
         d
     }
 
-    fn words<T: Vocabulary>(&mut self, key: &str, values: &[String]) -> Vec<T> {
+    pub(crate) fn words<T: Vocabulary>(&mut self, key: &str, values: &[String]) -> Vec<T> {
         values
             .iter()
             .enumerate()
@@ -370,6 +373,7 @@ impl FileConfig {
 
     fn live(&self, r: &mut Report) -> live::Settings {
         let k = &self.kafka;
+        let policies: Vec<&str> = self.policy.iter().map(|p| p.name.as_str()).collect();
         let mut wall = |key: &str, text: &str| std::time::Duration::from_millis(r.positive_duration(key, text) as u64);
         let commit_interval = wall("run.commit_interval", &self.run.commit_interval);
         let shutdown_grace = wall("run.shutdown_grace", &self.run.shutdown_grace);
@@ -444,6 +448,7 @@ impl FileConfig {
             http_listen,
             api_token: self.http.api_token.clone().filter(|t| !t.is_empty()),
             catalogue: serde_json::json!({"policies": self.policy, "calendars": self.calendar}),
+            alerting: self.alerting.validate(&policies, r),
             simulator: s.enabled.then_some(live::SimSettings {
                 rate: s.rate,
                 speed: s.speed,

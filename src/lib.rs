@@ -11,8 +11,9 @@
 //!    held for an unknown ticket that expired.
 //!
 //! The pure core (`event`, `policy`, `calendar`, `engine`, `time`) reads no clock and does no
-//! I/O. [`replay`] is the file adapter around it; [`sim`] generates realistic traffic for
-//! examples, tests and benchmarks.
+//! I/O. [`replay`] is the file adapter around it; [`live`] the Kafka one, which also pages
+//! on-call through [`notify`]; [`sim`] generates realistic traffic for examples, tests and
+//! benchmarks.
 
 pub mod calendar;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod event;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod replay;
 pub mod sim;

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     pub caught_up: IntGaugeVec,
     pub deliveries: IntCounterVec,
+    pub notifications_sent: IntCounterVec,
+    pub notification_failures: IntCounterVec,
+    pub notifications_dropped: IntCounterVec,
+    pub notification_queue: IntGaugeVec,
+    pub active_alerts: IntGauge,
     pub errors: IntCounterVec,
     pub ready: IntGauge,
 }
@@ -144,6 +149,32 @@ impl Metrics {
                 "Output records acknowledged (ok) or failed for good (error), per sink.",
                 &["sink", "result"],
             ),
+            notifications_sent: counter(
+                "slawatch_notifications_sent_total",
+                "Alerts and webhook events the receiver accepted, per output and target (host:port).",
+                &["output", "target"],
+            ),
+            notification_failures: counter(
+                "slawatch_notification_failures_total",
+                "Requests to a receiver that failed and will be retried (timeout, connection, status).",
+                &["output", "target", "reason"],
+            ),
+            notifications_dropped: counter(
+                "slawatch_notifications_dropped_total",
+                "Notifications given up: the queue was full (queue_full) or the receiver refused them (rejected).",
+                &["output", "target", "reason"],
+            ),
+            notification_queue: int_gauge(
+                "slawatch_notification_queue_length",
+                "Notifications waiting for a target, new ones and re-sends of active alerts.",
+                &["output", "target"],
+            ),
+            active_alerts: int_gauge(
+                "slawatch_alerts_active",
+                "Alerts this instance keeps firing in Alertmanager, summed over outputs.",
+                &[],
+            )
+            .with_label_values::<&str>(&[]),
             errors: counter(
                 "slawatch_processing_errors_total",
                 "Errors by stage (consume, produce, commit, rebalance).",

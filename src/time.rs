@@ -138,6 +138,25 @@ pub fn uses_days(s: &str) -> bool {
     s.contains('d')
 }
 
+/// A duration for people, in the units of [`parse_duration`]: its largest unit and the next,
+/// rounded down (`1h30m`, `2d4h`, `1h` for 1h0m59s, `45s`; `0s` below a second).
+pub fn human_duration(ms: i64) -> String {
+    const UNITS: [(char, i64); 4] = [('d', 86_400_000), ('h', 3_600_000), ('m', 60_000), ('s', 1000)];
+    let ms = ms.max(0);
+    let Some(first) = UNITS.iter().position(|&(_, size)| ms >= size) else {
+        return "0s".into();
+    };
+    let mut out = String::new();
+    for i in first..UNITS.len().min(first + 2) {
+        let (unit, size) = UNITS[i];
+        let n = if i == first { ms / size } else { ms % UNITS[i - 1].1 / size };
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
 fn digits(b: &[u8]) -> Option<i64> {
     b.iter().try_fold(0i64, |acc, &c| {
         c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
@@ -184,6 +203,26 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn human_durations_keep_the_two_largest_units() {
+        let cases = [
+            (0, "0s"),
+            (999, "0s"),
+            (45_000, "45s"),
+            (5_400_000, "1h30m"),
+            (3_659_000, "1h"),
+            (3_661_000, "1h1m"),
+            (187_200_000, "2d4h"),
+            (60 * 86_400_000, "60d"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(human_duration(ms), text, "{ms} ms");
+            if text != "0s" || ms == 0 {
+                assert!(parse_duration(text).is_some_and(|back| back <= ms));
+            }
+        }
+    }
 
     #[test]
     fn parses_offsets_and_truncates_to_millis() {

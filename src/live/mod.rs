@@ -61,6 +61,8 @@ pub struct Settings {
     pub api_token: Option<String>,
     /// The configured policies and calendars, for `GET /api/v1/policies`.
     pub catalogue: serde_json::Value,
+    /// Alertmanager and webhook outputs.
+    pub alerting: crate::notify::Settings,
     pub simulator: Option<SimSettings>,
 }
 
@@ -91,6 +93,9 @@ pub enum LiveError {
     /// The HTTP listener cannot bind its address (exit 2).
     #[error("http.listen: cannot listen on {0}: {1}")]
     Http(std::net::SocketAddr, std::io::Error),
+    /// The alert delivery thread or its HTTP client could not start.
+    #[error("alerting: {0}")]
+    Notify(std::io::Error),
 }
 
 impl From<probe::TopologyError> for LiveError {

@@ -27,6 +27,7 @@ use crate::engine::{CycleState, CycleView, DeadLetter, Outbox, SlaEvent};
 use crate::event::{self, Kind};
 use crate::http::{Api, AtRisk};
 use crate::metrics::{Metrics, OUTCOMES, SINKS};
+use crate::notify::{self, Notifier};
 use crate::policy::Rules;
 use crate::time::Instant;
 
@@ -88,6 +89,7 @@ struct State {
     paused: Vec<(usize, i32)>,
     /// Topic-partitions whose end the consumer reached with no record since (partition EOF).
     at_eof: HashSet<(usize, i32)>,
+    notifier: Notifier,
     buf: Vec<u8>,
     fatal: Option<LiveError>,
 }
@@ -187,6 +189,9 @@ impl State {
         for (_, mut gone) in self.shards.extract_if(|p, _| !partitions.contains(p)) {
             count_events(&self.metrics, &mut gone);
         }
+        let shards = &self.shards;
+        self.notifier
+            .forget(|id| shards.values().any(|s| s.engine.ticket(id).is_some()));
         self.assigned = true;
         self.at_eof.clear();
         let m = &self.metrics;
@@ -217,6 +222,9 @@ impl State {
         let written = msg.timestamp().to_millis().map_or(wall, |t| t.min(wall));
         self.at_eof.remove(&(topic, msg.partition()));
         shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
+        for ev in shard.replayed.drain(..) {
+            self.notifier.observe(&ev, false, wall);
+        }
         if shard.waiting(topic) >= self.settings.merge_buffer && !self.paused.contains(&(topic, msg.partition())) {
             self.paused.push((topic, msg.partition()));
             self.pause(consumer, topic, msg.partition(), true);
@@ -271,6 +279,9 @@ impl State {
                 })
                 .collect();
             shard.tick(|t| ends[t], wall, &mut self.outbox);
+            for ev in shard.replayed.drain(..) {
+                self.notifier.observe(&ev, false, wall);
+            }
             let frontier = shard.engine.frontier();
             if frontier > Instant::MIN {
                 m.frontier_lag
@@ -283,6 +294,7 @@ impl State {
         m.tickets(self.shards.values().map(Shard::counted));
         let ready = self.assigned && self.shards.values().all(Shard::ready);
         m.ready.set(i64::from(ready));
+        self.notifier.tick(wall, ready);
         let (shards, limit) = (&self.shards, self.settings.merge_buffer);
         let (resume, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.paused)
             .into_iter()
@@ -306,6 +318,7 @@ impl State {
         for ev in &sla {
             log_sla(ev);
             self.metrics.sla_event(ev, now);
+            self.notifier.observe(ev, true, now);
             self.buf.clear();
             ev.write_json(&mut self.buf);
             let record = BaseRecord::to(&self.settings.output_topic)
@@ -449,6 +462,13 @@ pub fn run(
             output_topic: settings.output_topic.clone(),
         })
         .map_err(LiveError::Client)?;
+    let (notifier, notify_thread) = notify::start(
+        &settings.alerting,
+        metrics.clone(),
+        stop.clone(),
+        settings.shutdown_grace,
+    )
+    .map_err(LiveError::Notify)?;
     let ends = Arc::new(Ends::default());
     let topic_index = settings
         .input_topics
@@ -468,6 +488,7 @@ pub fn run(
         outbox: Outbox::default(),
         paused: Vec::new(),
         at_eof: HashSet::new(),
+        notifier,
         buf: Vec::with_capacity(1024),
         fatal: None,
     };
@@ -530,6 +551,9 @@ pub fn run(
     drop(consumer);
     let _ = probe.join();
     let _ = http.join();
+    if let Some(thread) = notify_thread {
+        let _ = thread.join();
+    }
     result
 }
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::{Applied, DeadLetter, Engine, Outbox, Summary};
+use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaEvent, Summary};
 use crate::event::{self, Body, Event, Reason, Rejection};
 use crate::policy::Rules;
 use crate::time::Instant;
@@ -66,6 +66,9 @@ pub struct Shard {
     restore: Instant,
     /// The frontier last committed by this shard.
     committed_frontier: Instant,
+    /// SLA events of the re-read that were published before it: not published again, but
+    /// they restore which alerts are active (`crate::notify`). The caller drains them.
+    pub replayed: Vec<SlaEvent>,
     /// Valid events applied since the last [`Shard::take_counts`]: by type and outcome
     /// ([`crate::metrics::OUTCOMES`]), and tickets created by kind.
     counts: Counts,
@@ -101,6 +104,7 @@ impl Shard {
             waiting_per_topic: vec![0; committed.len()],
             restore,
             committed_frontier: restore,
+            replayed: Vec::new(),
             counts: Counts::default(),
             ready: false,
             counting: (0, Summary::default()),
@@ -267,8 +271,8 @@ impl Shard {
         self.advance(f, out);
     }
 
-    /// Advances to the event's instant, then applies it; what applying it emits is dropped if
-    /// it was applied before the commit.
+    /// Advances to the event's instant, then applies it; what applying it emits goes to
+    /// `replayed` if it was applied before the commit.
     fn apply(&mut self, (at, topic, offset): Key, ev: &Event, record: impl Fn() -> Record, out: &mut Outbox<Record>) {
         self.advance(at, out);
         let mark = (out.sla.len(), out.dead.len());
@@ -292,20 +296,21 @@ impl Shard {
             }
         }
         if offset < self.topics[topic].live_from {
-            out.sla.truncate(mark.0);
+            self.replayed.extend(out.sla.drain(mark.0..));
             out.dead.truncate(mark.1);
         }
     }
 
-    /// Moves the engine's frontier to `f`. What falls due was delivered before, and is dropped,
-    /// while the re-read has not reached the committed offsets (the original run had applied
-    /// every event read so far, so its frontier was at least this far) and up to `restore`.
+    /// Moves the engine's frontier to `f`. What falls due was delivered before, and is not
+    /// published again, while the re-read has not reached the committed offsets (the original
+    /// run had applied every event read so far, so its frontier was at least this far) and up
+    /// to `restore`.
     fn advance(&mut self, f: Instant, out: &mut Outbox<Record>) {
         let quiet = if self.reached_commit() { f.min(self.restore) } else { f };
         if quiet > self.engine.frontier() {
             let mark = (out.sla.len(), out.dead.len());
             self.engine.advance(quiet, out);
-            out.sla.truncate(mark.0);
+            self.replayed.extend(out.sla.drain(mark.0..));
             out.dead.truncate(mark.1);
         }
         self.engine.advance(f, out);
@@ -472,6 +477,8 @@ normal = "1h"
         let all: Vec<(usize, &str)> = first.iter().chain(&rest).copied().collect();
         feed(&mut rebuilt, &all, &mut [0], &mut again);
         assert_eq!(again.sla, after.sla);
+        // What was published before the commit is re-derived, not published again.
+        assert_eq!(rebuilt.replayed, out.sla);
         assert_eq!(
             ids(&again),
             [
