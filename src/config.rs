@@ -836,6 +836,62 @@ mod tests {
     }
 
     #[test]
+    fn alerting_problems_name_their_keys() {
+        let p = problems(
+            r#"
+            [[policy]]
+            name = "std"
+            [alerting]
+            resend_interval = "5m"
+            expire_after = "1m"
+            [[alerting.alertmanager]]
+            name = "oncall"
+            urls = ["http://am-1:9093", "ftp://am-2", "not a url", "http://am-1:9093/again"]
+            ticket_url = "https://desk/{ticket}"
+            labels = { alertname = "x", "bad-name" = "y", team = "ok" }
+            severity = { escalated = [] }
+            match = { types = ["sla.fulfilled"], policy = ["gold"], priority = ["asap"], clock = ["reply"] }
+            delivery = { timeout = "0s", queue = 0, retry_initial = "1m", retry_max = "1s" }
+            [[alerting.webhook]]
+            name = "oncall"
+            url = "https://hooks.example.com/sla"
+            secret_env = "SLAWATCH_TEST_NO_SUCH_VARIABLE"
+            delivery = { batch = 10 }
+            [[alerting.webhook]]
+            name = "chat"
+            url = "https://hooks.example.com/chat"
+            "#,
+        );
+        for expected in [
+            "alerting.expire_after: must be longer than alerting.resend_interval",
+            "alerting.alertmanager[0].urls[1]: \"ftp://am-2\" is not an http or https URL",
+            "alerting.alertmanager[0].urls[2]: \"not a url\" is not a URL",
+            "alerting.alertmanager[0].urls[3]: names an Alertmanager already listed",
+            "alerting.alertmanager[0].ticket_url: unknown field {ticket}",
+            "alerting.alertmanager[0].labels.alertname: is set by slawatch",
+            "alerting.alertmanager[0].labels.bad-name: is not a label name",
+            "alerting.alertmanager[0].severity.escalated: needs at least one severity",
+            "alerting.alertmanager[0].match.types[0]: \"sla.fulfilled\" is not one of sla.warning, sla.breached, sla.escalated",
+            "alerting.alertmanager[0].match.policy[0]: no policy is named \"gold\"",
+            "alerting.alertmanager[0].match.priority[0]: \"asap\" is not one of",
+            "alerting.alertmanager[0].match.clock[0]: \"reply\" is not one of first_response",
+            "alerting.alertmanager[0].delivery.timeout: must be greater than zero",
+            "alerting.alertmanager[0].delivery.queue: must be at least 1",
+            "alerting.alertmanager[0].delivery.retry_max: must be at least retry_initial",
+            "alerting.webhook[0].name: \"oncall\" names another output too",
+            "alerting.webhook[0].secret_env: environment variable SLAWATCH_TEST_NO_SUCH_VARIABLE is not set",
+            "alerting.webhook[0].delivery.batch: webhooks send one event per request",
+            "alerting.webhook[1]: needs exactly one of secret and secret_env",
+        ] {
+            assert!(
+                p.iter().any(|l| l.starts_with(expected)),
+                "missing {expected:?} in {p:#?}"
+            );
+        }
+        assert_eq!(p.len(), 19, "{p:#?}");
+    }
+
+    #[test]
     fn distinct_fractions_are_limited_to_what_a_cycle_records() {
         let policy = |i: usize| format!("[[policy]]\nname = \"p{i}\"\nwarn_at = [{}]\n", (i + 1) as f64 / 100.0);
         let ok: String = (0..MAX_FRACTIONS).map(policy).collect();

@@ -223,3 +223,173 @@ fn annotations(ev: &SlaEvent, link: Option<&str>) -> Value {
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Channel, Kind, Priority};
+    use crate::notify::delivery::{Delivery, Target};
+
+    const T0: Instant = 1_700_000_000_000;
+
+    fn event(kind: SlaKind, detail: Detail, at: Instant) -> SlaEvent {
+        SlaEvent {
+            kind,
+            ticket_id: "T-1".into(),
+            clock: Clock::FirstResponse,
+            cycle: 1,
+            policy: Arc::from("fast"),
+            priority: Priority::High,
+            channel: Channel::Email,
+            ticket_kind: Kind::Request,
+            group: Some(Arc::from("billing")),
+            started_at: T0,
+            deadline: Some(T0 + 900_000),
+            target_ms: 900_000,
+            at,
+            elapsed_ms: at - T0,
+            detail,
+        }
+    }
+
+    fn pager() -> (Pager, Arc<Queue>) {
+        let metrics = crate::metrics::Metrics::new(&crate::config::from_toml("").unwrap().rules);
+        let target = Target::Alertmanager(reqwest::Url::parse("http://127.0.0.1:9093/").unwrap());
+        let queue = Arc::new(Queue::new("oncall", &target, 100, &metrics));
+        let link = Link::parse("https://helpdesk.example.com/t/{ticket_id}?c={clock}").unwrap();
+        let out = Output {
+            name: "oncall".into(),
+            targets: vec![target],
+            filter: Filter {
+                types: vec![SlaKind::Breached, SlaKind::Escalated],
+                ..Filter::default()
+            },
+            severity: Severity {
+                warning: "warning".into(),
+                breached: "page".into(),
+                escalated: vec!["page".into(), "critical".into()],
+            },
+            labels: [("team".to_string(), "support".to_string())].into(),
+            link: Some(link),
+            delivery: Delivery {
+                timeout: std::time::Duration::from_secs(1),
+                queue: 100,
+                batch: 10,
+                retry_initial: std::time::Duration::from_secs(1),
+                retry_max: std::time::Duration::from_secs(1),
+            },
+        };
+        (Pager::new(out, vec![queue.clone()], 300_000), queue)
+    }
+
+    /// (alertname, level, startsAt, endsAt) of each alert queued.
+    fn sent(q: &Queue) -> Vec<(String, Option<String>, String, String)> {
+        let batch = q.take(100);
+        q.done();
+        batch
+            .iter()
+            .map(|i| {
+                let a: Value = serde_json::from_str(&i.body).unwrap();
+                let s = |v: &Value| v.as_str().map(String::from);
+                (
+                    s(&a["labels"]["alertname"]).unwrap(),
+                    s(&a["labels"]["level"]),
+                    s(&a["startsAt"]).unwrap(),
+                    s(&a["endsAt"]).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn t(ms: Instant) -> String {
+        Rfc3339(ms).to_string()
+    }
+
+    #[test]
+    fn an_alert_per_cycle_and_type_resolved_when_the_cycle_ends() {
+        let (mut pager, q) = pager();
+        let now = T0 + 2_000_000;
+        let (breach, esc1, esc2, done) = (T0 + 900_000, T0 + 1_800_000, T0 + 1_900_000, T0 + 1_950_000);
+        pager.observe(&event(SlaKind::Warning, Detail::Fraction(0.5), T0 + 450_000), true, now);
+        assert_eq!(sent(&q), [], "warnings do not page by default");
+
+        pager.observe(&event(SlaKind::Breached, Detail::None, breach), true, now);
+        let fired = q.take(1);
+        q.done();
+        let alert: Value = serde_json::from_str(&fired[0].body).unwrap();
+        assert_eq!(
+            alert["labels"],
+            serde_json::json!({
+                "alertname": "SLABreached", "severity": "page", "ticket_id": "T-1",
+                "clock": "first_response", "cycle": "1", "policy": "fast", "priority": "high",
+                "channel": "email", "kind": "request", "group": "billing", "team": "support",
+            })
+        );
+        let a = &alert["annotations"];
+        assert_eq!(a["summary"], "Ticket T-1: first response target of 15m breached");
+        assert_eq!((&a["target"], &a["elapsed"]), (&Value::from("15m"), &Value::from("15m")));
+        assert_eq!(a["deadline"], t(T0 + 900_000));
+        assert_eq!(a["ticket_url"], "https://helpdesk.example.com/t/T-1?c=first_response");
+        assert_eq!(alert["generatorURL"], a["ticket_url"]);
+        assert_eq!((alert["startsAt"].as_str(), alert["endsAt"].as_str()), (Some(&*t(breach)), Some(&*t(now + 300_000))));
+
+        pager.observe(&event(SlaKind::Escalated, Detail::Level(1), esc1), true, now);
+        let level1 = ("SLAEscalated".to_string(), Some("1".to_string()), t(esc1), t(now + 300_000));
+        assert_eq!(sent(&q), [level1]);
+        // A higher level replaces the alert of the lower one, which is resolved.
+        pager.observe(&event(SlaKind::Escalated, Detail::Level(2), esc2), true, now);
+        assert_eq!(
+            sent(&q),
+            [
+                ("SLAEscalated".into(), Some("1".into()), t(esc1), t(esc2)),
+                ("SLAEscalated".into(), Some("2".into()), t(esc2), t(now + 300_000)),
+            ]
+        );
+        assert_eq!(pager.active(), 2);
+
+        pager.observe(&event(SlaKind::Fulfilled, Detail::None, done), true, now);
+        let mut resolved = sent(&q);
+        resolved.sort();
+        assert_eq!(
+            resolved,
+            [
+                ("SLABreached".into(), None, t(breach), t(done)),
+                ("SLAEscalated".into(), Some("2".into()), t(esc2), t(done)),
+            ]
+        );
+        assert_eq!(pager.active(), 0);
+    }
+
+    /// After a restart the re-read restores the active alerts without sending them; they go
+    /// out with the next re-send, and another instance's tickets are forgotten unresolved.
+    #[test]
+    fn replayed_events_restore_the_active_alerts_silently() {
+        let (mut pager, q) = pager();
+        let now = T0 + 2_000_000;
+        pager.observe(&event(SlaKind::Breached, Detail::None, T0 + 900_000), false, now);
+        let mut other = event(SlaKind::Breached, Detail::None, T0 + 900_000);
+        other.ticket_id = "T-2".into();
+        pager.observe(&other, false, now);
+        assert_eq!(sent(&q), []);
+        pager.forget(&|id| id == "T-1");
+        pager.resend(now);
+        assert_eq!(
+            sent(&q),
+            [("SLABreached".into(), None, t(T0 + 900_000), t(now + 300_000))]
+        );
+        pager.observe(&event(SlaKind::Cancelled, Detail::None, T0 + 950_000), false, now);
+        assert_eq!((sent(&q), pager.active()), (vec![], 0));
+    }
+
+    #[test]
+    fn link_templates_encode_fields_and_name_unknown_ones() {
+        let link = Link::parse("https://desk.example.com/{{x}}/tickets/{ticket_id}?p={policy}").unwrap();
+        let mut ev = event(SlaKind::Breached, Detail::None, T0);
+        ev.ticket_id = "AB 12/ü".into();
+        assert_eq!(link.expand(&ev), "https://desk.example.com/{x}/tickets/AB%2012%2F%C3%BC?p=fast");
+        let unknown = Link::parse("https://x/{ticket}").unwrap_err();
+        assert!(unknown.starts_with("unknown field {ticket} (one of ticket_id, clock"), "{unknown}");
+        assert!(Link::parse("https://x/}").unwrap_err().starts_with("unmatched '}'"));
+        assert!(Link::parse("https://x/{ticket_id").unwrap_err().starts_with("unclosed '{'"));
+    }
+}

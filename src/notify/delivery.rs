@@ -185,7 +185,7 @@ impl Queue {
     }
 
     /// Up to `n` notifications, fresh ones first.
-    fn take(&self, n: usize) -> Vec<Item> {
+    pub(super) fn take(&self, n: usize) -> Vec<Item> {
         let mut w = self.lock();
         let fresh = n.min(w.fresh.len());
         let mut batch: Vec<Item> = w.fresh.drain(..fresh).collect();
@@ -197,7 +197,7 @@ impl Queue {
         batch
     }
 
-    fn done(&self) {
+    pub(super) fn done(&self) {
         self.lock().in_flight = 0;
     }
 
@@ -254,4 +254,37 @@ async fn classify(result: reqwest::Result<reqwest::Response>) -> Result<(), (Fai
     let detail = format!("HTTP {status}: {}", body.trim());
     let retry = status.is_server_error() || matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS);
     Err((if retry { Failure::Status } else { Failure::Rejected }, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(body: &str, urgent: bool) -> Item {
+        Item {
+            body: Arc::from(body),
+            urgent,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_non_urgent_notification_first() {
+        let metrics = Metrics::new(&crate::config::from_toml("").unwrap().rules);
+        let target = Target::Alertmanager(Url::parse("http://127.0.0.1:9093/").unwrap());
+        let q = Queue::new("oncall", &target, 3, &metrics);
+        for (body, urgent) in [("a", false), ("b", true), ("c", false), ("d", false), ("e", true)] {
+            q.push(item(body, urgent));
+        }
+        q.resend(vec![item("r1", false), item("r2", false)]);
+        assert_eq!(q.pending(), 5);
+        let bodies = |batch: Vec<Item>| batch.iter().map(|i| i.body.to_string()).collect::<Vec<_>>();
+        assert_eq!(bodies(q.take(4)), ["b", "d", "e", "r2"]);
+        assert_eq!(q.pending(), 5, "the batch in flight counts until done");
+        q.done();
+        assert_eq!(bodies(q.take(4)), ["r1"]);
+        let dropped = metrics
+            .notifications_dropped
+            .with_label_values(&["oncall", "127.0.0.1:9093", "queue_full"]);
+        assert_eq!(dropped.get(), 2);
+    }
 }

@@ -114,9 +114,11 @@ impl Link {
                 rest = &tail[2..];
                 continue;
             }
-            let end = tail.find('}').filter(|_| tail.starts_with('{'));
-            let Some(end) = end else {
-                return Err("unbalanced '}' (write '}}' for a brace)".into());
+            if tail.starts_with('}') {
+                return Err("unmatched '}' (write '}}' for a brace)".into());
+            }
+            let Some(end) = tail.find('}') else {
+                return Err("unclosed '{' (write '{{' for a brace)".into());
             };
             let name = &tail[1..end];
             let Some(&(_, field)) = FIELDS.iter().find(|(n, _)| *n == name) else {
@@ -286,3 +288,4 @@ pub fn start(
     })?;
     Ok((notifier, Some(thread)))
 }
+
