@@ -117,15 +117,6 @@ fn events_through_kafka_give_the_sla_events_of_replay() {
     assert_same(&by_id(lines), &expected);
 }
 
-/// The sum of the samples of `name` whose labels contain `label`, in a Prometheus text scrape.
-fn sum(scrape: &str, name: &str, label: &str) -> f64 {
-    scrape
-        .lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(label))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 #[test]
 fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
     let broker = Broker::start();
@@ -448,18 +439,6 @@ fn mock_cluster(
     .unwrap();
     (cluster, bootstrap, cfg)
 }
-
-/// An input record of partition 0: event `ty` of ticket `id` at `at`, with fields `rest`.
-fn event(ty: &str, id: &str, at: i64, rest: &str) -> Rec {
-    let json = format!(
-        r#"{{"type":"{ty}","ticket_id":"{id}","occurred_at":"{}",{rest}}}"#,
-        Rfc3339(at)
-    );
-    (0, Some(id.as_bytes().to_vec()), Some(json.into_bytes()))
-}
-
-const CREATED: &str = r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
-const REPLY: &str = r#""author":"agent","public":true"#;
 
 fn sla_lines(bootstrap: &str, quiet: Duration, enough: impl Fn(&[String]) -> bool) -> Vec<String> {
     let out = read_topic(bootstrap, "sla-events", quiet, 60 * SEC, |out| {

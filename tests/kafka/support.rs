@@ -78,9 +78,19 @@ impl Server {
         args: impl FnOnce(&str, &Path) -> Vec<String>,
         ready: impl Fn(&str) -> bool,
     ) -> Server {
-        let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let address = format!("127.0.0.1:{port}");
+        Server::start_on(&format!("127.0.0.1:{port}"), program, args, ready)
+    }
+
+    /// As [`Server::start`], on a given address (a server started again where it was).
+    pub fn start_on(
+        address: &str,
+        program: &Path,
+        args: impl FnOnce(&str, &Path) -> Vec<String>,
+        ready: impl Fn(&str) -> bool,
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let address = address.to_string();
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path).unwrap();
         let child = Command::new(program)
@@ -199,6 +209,27 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
         }
     }
     producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// An input record of partition 0: event `ty` of ticket `id` at `at`, with fields `rest`.
+pub fn event(ty: &str, id: &str, at: i64, rest: &str) -> Rec {
+    let json = format!(
+        r#"{{"type":"{ty}","ticket_id":"{id}","occurred_at":"{}",{rest}}}"#,
+        slawatch::time::Rfc3339(at)
+    );
+    (0, Some(id.as_bytes().to_vec()), Some(json.into_bytes()))
+}
+
+pub const CREATED: &str = r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
+pub const REPLY: &str = r#""author":"agent","public":true"#;
+
+/// The sum of the samples of `name` whose labels contain `label`, in a Prometheus text scrape.
+pub fn sum(scrape: &str, name: &str, label: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(label))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 /// Which of `n` partitions a ticket's events go to in these tests.
