@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use slawatch::live::wall_now;
 use slawatch::time::parse_rfc3339;
 use support::{
-    Broker, CREATED, Monitor, REPLY, Server, event, http_get, http_post, http_ready, produce, repo, sum, tool,
+    Broker, CREATED, Monitor, REPLY, Server, event, fast_config, http_get, http_post, http_ready, produce, repo, sum, tool,
 };
 
 fn amtool(args: &[&str]) -> String {
@@ -120,26 +120,8 @@ fn slawatch_pages_through_alertmanager_and_resolves_on_fulfilment() {
     let address = am.address.clone();
     let broker = Broker::start();
     broker.create_topics(&[("ticket-events", 1), ("sla-events", 1), ("dead-letters", 1)]);
-    let config = dir.path().join("slawatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[engine]
-idle_grace = "1s"
-[[policy]]
-name = "fast"
-escalate_after = ["3s"]
-[policy.targets.first_response]
-normal = "4s"
-[kafka]
-brokers = "{}"
-group_id = "paging"
-dead_letter_topic = "dead-letters"
-# The killed instance's partition is free again soon.
-client = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
-[http]
-listen = "127.0.0.1:0"
+    let alerting = format!(
+        r#"
 [[alerting.alertmanager]]
 name = "oncall"
 urls = ["http://{address}"]
@@ -147,11 +129,9 @@ ticket_url = "https://helpdesk.example.com/tickets/{{ticket_id}}"
 labels = {{ team = "support" }}
 severity = {{ escalated = ["critical"] }}
 delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
-"#,
-            broker.bootstrap
-        ),
-    )
-    .unwrap();
+"#
+    );
+    let config = fast_config(dir.path(), &broker.bootstrap, "paging", &alerting);
     let mut monitor = Monitor::start(&config, "first");
     monitor.wait_for("partitions assigned", Duration::from_secs(30));
     let with_group = format!(r#"{CREATED},"group":"billing""#);

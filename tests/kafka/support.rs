@@ -355,6 +355,35 @@ pub fn config(dir: &Path, bootstrap: &str, group: &str, inputs: &[&str], extra: 
     path
 }
 
+/// A configuration for paging tests on a broker with the topics `ticket-events`, `sla-events`
+/// and `dead-letters`: policy "fast" (first response due 4 s after creation, escalation 3 s
+/// later), `idle_grace` 1 s, a short group session (a killed instance's partitions are free
+/// again soon), and `extra` TOML.
+pub fn fast_config(dir: &Path, bootstrap: &str, group: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[engine]
+idle_grace = "1s"
+[[policy]]
+name = "fast"
+escalate_after = ["3s"]
+[policy.targets.first_response]
+normal = "4s"
+[kafka]
+brokers = "{bootstrap}"
+group_id = "{group}"
+dead_letter_topic = "dead-letters"
+client = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+[http]
+listen = "127.0.0.1:0"
+{extra}
+"#
+    );
+    let path = dir.join(format!("{group}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A `slawatch run` process with its log; killed on drop.
 pub struct Monitor {
     pub child: Child,
