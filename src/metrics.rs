@@ -49,6 +49,7 @@ pub struct Metrics {
     pub notification_failures: IntCounterVec,
     pub notifications_dropped: IntCounterVec,
     pub notification_queue: IntGaugeVec,
+    pub notification_delay: HistogramVec,
     pub active_alerts: IntGauge,
     pub errors: IntCounterVec,
     pub ready: IntGauge,
@@ -167,6 +168,12 @@ impl Metrics {
             notification_queue: int_gauge(
                 "slawatch_notification_queue_length",
                 "Notifications waiting for a target, new ones and re-sends of active alerts.",
+                &["output", "target"],
+            ),
+            notification_delay: histogram(
+                "slawatch_notification_delay_seconds",
+                "Wall-clock seconds from the instant a notification is about (alert, fulfilment) to its acceptance by the receiver; re-sends not counted.",
+                &LATENCY_BUCKETS,
                 &["output", "target"],
             ),
             active_alerts: int_gauge(

@@ -166,6 +166,13 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
 
     produce(&broker.bootstrap, "ticket-events", &[event("reply.sent", "T-1", wall_now(), REPLY)]);
     alerts_when(&address, "T-1 resolved", |a| a.is_empty());
+    // Two alerts fired and resolved; the delay from each instant to Alertmanager's answer is
+    // reported for docs/PERFORMANCE.md, not asserted.
+    let scrape = monitor.http_get("/metrics").1;
+    let delays = sum(&scrape, "slawatch_notification_delay_seconds_count", "");
+    assert_eq!(delays, 4.0);
+    let mean = sum(&scrape, "slawatch_notification_delay_seconds_sum", "") / delays;
+    eprintln!("notification delay: mean {mean:.3} s over {delays} alerts and resolutions");
 
     drop(am);
     let t2 = wall_now();

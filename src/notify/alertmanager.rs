@@ -112,7 +112,10 @@ impl Pager {
             .values()
             .flatten()
             .flatten()
-            .map(|ev| self.item(ev, None, now))
+            .map(|ev| Item {
+                at: None,
+                ..self.item(ev, None, now)
+            })
             .collect();
         for q in &self.queues {
             q.resend(items.clone());
@@ -148,6 +151,7 @@ impl Pager {
         Item {
             body: Arc::from(alert.to_string()),
             urgent: ev.kind == SlaKind::Escalated,
+            at: Some(resolved_at.unwrap_or(ev.at)),
         }
     }
 

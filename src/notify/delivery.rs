@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use reqwest::header::CONTENT_TYPE;
@@ -16,6 +16,7 @@ use tracing::{error, warn};
 
 use super::webhook;
 use crate::metrics::Metrics;
+use crate::time::Instant;
 
 /// How one target is delivered to (`[alerting.*.delivery]`).
 #[derive(Debug, Clone)]
@@ -86,6 +87,8 @@ pub struct Item {
     pub body: Arc<str>,
     /// Escalations are dropped last when the queue is full.
     pub urgent: bool,
+    /// The instant the notification is about, for the delay metric; `None` for re-sends.
+    pub at: Option<Instant>,
 }
 
 /// The notifications waiting for one target.
@@ -113,6 +116,7 @@ struct Counters {
     rejected: IntCounter,
     failures: [IntCounter; 3],
     queued: IntGauge,
+    delay: Histogram,
 }
 
 /// Why a request failed; every one but `Rejected` is retried.
@@ -146,6 +150,7 @@ impl Queue {
                 rejected: dropped("rejected"),
                 failures: FAILURES.map(failure),
                 queued: metrics.notification_queue.with_label_values(&labels),
+                delay: metrics.notification_delay.with_label_values(&labels),
             },
         }
     }
@@ -217,6 +222,10 @@ impl Queue {
                 match classify(result).await {
                     Ok(()) => {
                         self.counters.sent.inc_by(batch.len() as u64);
+                        let now = crate::live::wall_now();
+                        for at in batch.iter().filter_map(|i| i.at) {
+                            self.counters.delay.observe((now - at).max(0) as f64 / 1000.0);
+                        }
                         break;
                     }
                     Err((Failure::Rejected, detail)) => {
@@ -264,6 +273,7 @@ mod tests {
         Item {
             body: Arc::from(body),
             urgent,
+            at: None,
         }
     }
 

@@ -200,6 +200,7 @@ impl Notifier {
                 queue.push(Item {
                     body: Arc::from(body),
                     urgent: ev.kind == SlaKind::Escalated,
+                    at: Some(ev.at),
                 });
             }
         }
