@@ -946,5 +946,14 @@ mod tests {
         let loaded = from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
         assert!(loaded.rules.policies.len() >= 4);
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert!(loaded.live.alerting.alertmanager.is_empty(), "outputs are opt-in");
+
+        // The commented alerting block, uncommented (its secret's variable is not set here).
+        let (_, block) = text.split_once("# --- alerting ---\n").unwrap();
+        let block: String = block.lines().map(|l| format!("{}\n", l.trim_start_matches('#').trim_start())).collect();
+        let block = block.replace(r#"secret_env = "SLAWATCH_CHAT_SECRET""#, r#"secret = "test""#);
+        let loaded = from_toml(&format!("{text}\n{block}")).unwrap_or_else(|e| panic!("{e}"));
+        let alerting = &loaded.live.alerting;
+        assert_eq!((alerting.alertmanager.len(), alerting.webhook.len()), (1, 1));
     }
 }
