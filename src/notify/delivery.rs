@@ -132,7 +132,7 @@ enum Failure {
 
 /// Labels of `slawatch_notification_failures_total`, by [`Failure`] (rejections are counted
 /// as dropped notifications).
-pub const FAILURES: [&str; 3] = ["timeout", "connection", "status"];
+const FAILURES: [&str; 3] = ["timeout", "connection", "status"];
 
 impl Queue {
     pub fn new(output: &str, target: &Target, capacity: usize, metrics: &Metrics) -> Queue {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use delivery::{Delivery, FAILURES, Target};
+pub use delivery::{Delivery, Target};
 pub use settings::AlertingSection;
 
 use crate::engine::{SlaEvent, SlaKind};
