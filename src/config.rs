@@ -734,6 +734,13 @@ fn bits<T: Vocabulary + Copy>(values: &[T]) -> u8 {
 mod tests {
     use super::*;
 
+    /// Asserts that each of `expected` begins one of the problems `p`.
+    fn assert_reported(p: &[String], expected: &[&str]) {
+        for e in expected {
+            assert!(p.iter().any(|l| l.starts_with(e)), "missing {e:?} in {p:#?}");
+        }
+    }
+
     fn problems(text: &str) -> Vec<String> {
         match from_toml(text) {
             Err(ConfigError::Invalid(p)) => p,
@@ -778,24 +785,22 @@ mod tests {
             soon = "1h"
             "#,
         );
-        for expected in [
-            "calendar[0].timezone:",
-            "calendar[0].holidays[0]:",
-            "calendar[0].hours.mon: windows overlap",
-            "calendar[0].hours.tue[0]:",
-            "policy[0].calendar: unknown calendar",
-            "policy[0].warn_at[1]:",
-            "policy[0].escalate_after:",
-            "policy[0].pause_statuses:",
-            "policy[0].match.priority[1]:",
-            "policy[0].targets.resolution.urgent: invalid duration \"4x\"",
-            "policy[0].targets.first_response.soon:",
-        ] {
-            assert!(
-                p.iter().any(|l| l.starts_with(expected)),
-                "missing {expected:?} in {p:#?}"
-            );
-        }
+        assert_reported(
+            &p,
+            &[
+                "calendar[0].timezone:",
+                "calendar[0].holidays[0]:",
+                "calendar[0].hours.mon: windows overlap",
+                "calendar[0].hours.tue[0]:",
+                "policy[0].calendar: unknown calendar",
+                "policy[0].warn_at[1]:",
+                "policy[0].escalate_after:",
+                "policy[0].pause_statuses:",
+                "policy[0].match.priority[1]:",
+                "policy[0].targets.resolution.urgent: invalid duration \"4x\"",
+                "policy[0].targets.first_response.soon:",
+            ],
+        );
     }
 
     #[test]
@@ -817,22 +822,20 @@ mod tests {
             rate = -1
             "#,
         );
-        for expected in [
-            "kafka.brokers: must not be empty",
-            "kafka.input_topics[1]: topic \"events\" is already kafka.input_topics[0]",
-            "kafka.output_topic: must not be empty",
-            "kafka.embedded_partitions:",
-            "run.commit_interval: must be greater than zero",
-            "run.caught_up_window:",
-            "run.merge_buffer:",
-            "http.listen:",
-            "simulator.rate:",
-        ] {
-            assert!(
-                p.iter().any(|l| l.starts_with(expected)),
-                "missing {expected:?} in {p:#?}"
-            );
-        }
+        assert_reported(
+            &p,
+            &[
+                "kafka.brokers: must not be empty",
+                "kafka.input_topics[1]: topic \"events\" is already kafka.input_topics[0]",
+                "kafka.output_topic: must not be empty",
+                "kafka.embedded_partitions:",
+                "run.commit_interval: must be greater than zero",
+                "run.caught_up_window:",
+                "run.merge_buffer:",
+                "http.listen:",
+                "simulator.rate:",
+            ],
+        );
     }
 
     #[test]
@@ -862,32 +865,30 @@ mod tests {
             url = "https://hooks.example.com/chat"
             "#,
         );
-        for expected in [
-            "alerting.expire_after: must be longer than alerting.resend_interval",
-            "alerting.alertmanager[0].urls[1]: \"ftp://am-2\" is not an http or https URL",
-            "alerting.alertmanager[0].urls[2]: \"not a url\" is not a URL",
-            "alerting.alertmanager[0].urls[3]: names an Alertmanager already listed",
-            "alerting.alertmanager[0].ticket_url: unknown field {ticket}",
-            "alerting.alertmanager[0].labels.alertname: is set by slawatch",
-            "alerting.alertmanager[0].labels.bad-name: is not a label name",
-            "alerting.alertmanager[0].severity.escalated: needs at least one severity",
-            "alerting.alertmanager[0].match.types[0]: \"sla.fulfilled\" is not one of sla.warning, sla.breached, sla.escalated",
-            "alerting.alertmanager[0].match.policy[0]: no policy is named \"gold\"",
-            "alerting.alertmanager[0].match.priority[0]: \"asap\" is not one of",
-            "alerting.alertmanager[0].match.clock[0]: \"reply\" is not one of first_response",
-            "alerting.alertmanager[0].delivery.timeout: must be greater than zero",
-            "alerting.alertmanager[0].delivery.queue: must be at least 1",
-            "alerting.alertmanager[0].delivery.retry_max: must be at least retry_initial",
-            "alerting.webhook[0].name: \"oncall\" names another output too",
-            "alerting.webhook[0].secret_env: environment variable SLAWATCH_TEST_NO_SUCH_VARIABLE is not set",
-            "alerting.webhook[0].delivery.batch: webhooks send one event per request",
-            "alerting.webhook[1]: needs exactly one of secret and secret_env",
-        ] {
-            assert!(
-                p.iter().any(|l| l.starts_with(expected)),
-                "missing {expected:?} in {p:#?}"
-            );
-        }
+        assert_reported(
+            &p,
+            &[
+                "alerting.expire_after: must be longer than alerting.resend_interval",
+                "alerting.alertmanager[0].urls[1]: \"ftp://am-2\" is not an http or https URL",
+                "alerting.alertmanager[0].urls[2]: \"not a url\" is not a URL",
+                "alerting.alertmanager[0].urls[3]: names an Alertmanager already listed",
+                "alerting.alertmanager[0].ticket_url: unknown field {ticket}",
+                "alerting.alertmanager[0].labels.alertname: is set by slawatch",
+                "alerting.alertmanager[0].labels.bad-name: is not a label name",
+                "alerting.alertmanager[0].severity.escalated: needs at least one severity",
+                "alerting.alertmanager[0].match.types[0]: \"sla.fulfilled\" is not one of sla.warning, sla.breached, sla.escalated",
+                "alerting.alertmanager[0].match.policy[0]: no policy is named \"gold\"",
+                "alerting.alertmanager[0].match.priority[0]: \"asap\" is not one of",
+                "alerting.alertmanager[0].match.clock[0]: \"reply\" is not one of first_response",
+                "alerting.alertmanager[0].delivery.timeout: must be greater than zero",
+                "alerting.alertmanager[0].delivery.queue: must be at least 1",
+                "alerting.alertmanager[0].delivery.retry_max: must be at least retry_initial",
+                "alerting.webhook[0].name: \"oncall\" names another output too",
+                "alerting.webhook[0].secret_env: environment variable SLAWATCH_TEST_NO_SUCH_VARIABLE is not set",
+                "alerting.webhook[0].delivery.batch: webhooks send one event per request",
+                "alerting.webhook[1]: needs exactly one of secret and secret_env",
+            ],
+        );
         assert_eq!(p.len(), 19, "{p:#?}");
     }
 

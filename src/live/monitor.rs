@@ -222,9 +222,7 @@ impl State {
         let written = msg.timestamp().to_millis().map_or(wall, |t| t.min(wall));
         self.at_eof.remove(&(topic, msg.partition()));
         shard.record(topic, msg.offset(), msg.key(), msg.payload(), written, &mut self.outbox);
-        for ev in shard.replayed.drain(..) {
-            self.notifier.observe(&ev, false, wall);
-        }
+        self.notifier.replayed(&mut shard.replayed, wall);
         if shard.waiting(topic) >= self.settings.merge_buffer && !self.paused.contains(&(topic, msg.partition())) {
             self.paused.push((topic, msg.partition()));
             self.pause(consumer, topic, msg.partition(), true);
@@ -279,9 +277,7 @@ impl State {
                 })
                 .collect();
             shard.tick(|t| ends[t], wall, &mut self.outbox);
-            for ev in shard.replayed.drain(..) {
-                self.notifier.observe(&ev, false, wall);
-            }
+            self.notifier.replayed(&mut shard.replayed, wall);
             let frontier = shard.engine.frontier();
             if frontier > Instant::MIN {
                 m.frontier_lag
@@ -318,7 +314,7 @@ impl State {
         for ev in &sla {
             log_sla(ev);
             self.metrics.sla_event(ev, now);
-            self.notifier.observe(ev, true, now);
+            self.notifier.observe(ev, now);
             self.buf.clear();
             ev.write_json(&mut self.buf);
             let record = BaseRecord::to(&self.settings.output_topic)

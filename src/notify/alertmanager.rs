@@ -72,13 +72,13 @@ impl Pager {
     /// alert, the one it replaces when their labels differ (a higher escalation level, changed
     /// ticket attributes), or the resolution of every alert of an ended cycle.
     pub fn observe(&mut self, ev: &SlaEvent, live: bool, now: Instant) {
-        let key = (ev.ticket_id.clone(), ev.clock, ev.cycle);
+        let key = || (ev.ticket_id.clone(), ev.clock, ev.cycle);
         let slot = match ev.kind {
             SlaKind::Warning => 0,
             SlaKind::Breached => 1,
             SlaKind::Escalated => 2,
             SlaKind::Fulfilled | SlaKind::Cancelled | SlaKind::BreachRetracted => {
-                if let Some(slots) = self.active.remove(&key).filter(|_| live) {
+                if let Some(slots) = self.active.remove(&key()).filter(|_| live) {
                     for fired in slots.iter().flatten() {
                         self.push(fired, Some(ev.at), now);
                     }
@@ -89,7 +89,7 @@ impl Pager {
         if !self.out.filter.matches(ev) {
             return;
         }
-        let before = self.active.entry(key).or_default()[slot].replace(ev.clone());
+        let before = self.active.entry(key()).or_default()[slot].replace(ev.clone());
         if !live {
             return;
         }

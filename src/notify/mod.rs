@@ -182,26 +182,35 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Hands `ev` to every output; `live` is false for events re-derived while a shard is
-    /// rebuilt after a restart, which only restore the active alerts (they were sent before).
-    pub fn observe(&mut self, ev: &SlaEvent, live: bool, now: Instant) {
+    /// Hands a published SLA event to every output.
+    pub fn observe(&mut self, ev: &SlaEvent, now: Instant) {
         for pager in &mut self.pagers {
-            pager.observe(ev, live, now);
+            pager.observe(ev, true, now);
         }
-        if !live {
-            return;
-        }
+        let mut body: Option<Arc<str>> = None;
         for (filter, queue) in &self.webhooks {
             if filter.matches(ev) {
-                let mut body = Vec::with_capacity(512);
-                ev.write_json(&mut body);
-                body.pop();
-                let body = String::from_utf8(body).expect("SLA events are UTF-8 JSON");
+                let body = body.get_or_insert_with(|| {
+                    let mut json = Vec::with_capacity(512);
+                    ev.write_json(&mut json);
+                    json.pop();
+                    Arc::from(String::from_utf8(json).expect("SLA events are UTF-8 JSON"))
+                });
                 queue.push(Item {
-                    body: Arc::from(body),
+                    body: body.clone(),
                     urgent: ev.kind == SlaKind::Escalated,
                     at: Some(ev.at),
                 });
+            }
+        }
+    }
+
+    /// Takes the SLA events a rebuilding shard re-derived (published before the restart): they
+    /// only restore the active alerts.
+    pub fn replayed(&mut self, events: &mut Vec<SlaEvent>, now: Instant) {
+        for ev in events.drain(..) {
+            for pager in &mut self.pagers {
+                pager.observe(&ev, false, now);
             }
         }
     }

@@ -145,33 +145,23 @@ impl AlertingSection {
                 "must be longer than alerting.resend_interval, or alerts expire between re-sends",
             );
         }
+        let am_key = |i: usize| format!("alerting.alertmanager[{i}]");
+        let hook_key = |i: usize| format!("alerting.webhook[{i}]");
         let mut names = HashSet::new();
-        let mut name = |r: &mut Report, key: String, name: &str| {
+        let outputs = (self.alertmanager.iter().enumerate().map(|(i, a)| (am_key(i), &a.name)))
+            .chain(self.webhook.iter().enumerate().map(|(i, w)| (hook_key(i), &w.name)));
+        for (key, name) in outputs {
             if name.is_empty() {
                 r.problem(format_args!("{key}.name"), "must not be empty");
-            } else if !names.insert(name.to_string()) {
+            } else if !names.insert(name) {
                 r.problem(format_args!("{key}.name"), format_args!("{name:?} names another output too"));
             }
-        };
-        let alertmanager = self
-            .alertmanager
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let key = format!("alerting.alertmanager[{i}]");
-                name(r, key.clone(), &a.name);
-                a.validate(&key, policies, r)
-            })
+        }
+        let alertmanager = (self.alertmanager.iter().enumerate())
+            .map(|(i, a)| a.validate(&am_key(i), policies, r))
             .collect();
-        let webhook = self
-            .webhook
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let key = format!("alerting.webhook[{i}]");
-                name(r, key.clone(), &w.name);
-                w.validate(&key, policies, r)
-            })
+        let webhook = (self.webhook.iter().enumerate())
+            .map(|(i, w)| w.validate(&hook_key(i), policies, r))
             .collect();
         Settings {
             alertmanager,
