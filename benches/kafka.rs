@@ -1,4 +1,5 @@
-//! `slawatch run` on a tansu broker (needs tansu: `scripts/setup.sh`), two parts:
+//! `slawatch run` on a real Apache Kafka broker (KRaft, single node, jars installed by
+//! `scripts/setup.sh`), two parts:
 //!
 //! - `throughput`: catch-up rate against a bare rdkafka consumer reading the same topic in the
 //!   same run (target: at least 70%). `SLAWATCH_BENCH_EVENTS` sets the number of events
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use slawatch::live::wall_now;
+use slawatch::time::wall_now;
 use slawatch::time::{Rfc3339, parse_rfc3339};
 use support::*;
 
@@ -45,8 +46,8 @@ fn throughput(wanted: usize) {
     let broker = Broker::start();
     broker.create_topics(&[
         ("ticket-events", PARTITIONS),
-        ("sla-events", PARTITIONS),
-        ("dead-letters", 1),
+        ("bench-sla", PARTITIONS),
+        ("bench-dead", 1),
     ]);
     let mut events = simulated(7, (wanted / 10 + 1000) as u64, PARTITIONS);
     events.truncate(wanted);

@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond the Rust toolchain, once per machine:
-# - tansu 0.6.0, a Kafka-protocol broker, built from crates.io into ~/.cargo/bin
-#   (about 15 minutes the first time; skipped when that version is already there);
+# Installs what the test suite and benchmarks need beyond the Rust toolchain, once per machine:
+# - Apache Kafka's broker: its jars and their runtime dependencies, copied from Maven Central
+#   with the machine's Maven (scripts/kafka/pom.xml names the version) into
+#   ~/.cache/slawatch/kafka/libs, where the tests find it (or $SLAWATCH_KAFKA_LIBS); skipped
+#   when that version is there. It runs on the machine's Java 17.
 # - Prometheus, promtool, Alertmanager and amtool: Debian's `prometheus` and
 #   `prometheus-alertmanager` packages (skipped when all four are there).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo=sudo; fi
+apt_install() {
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
 
 if command -v prometheus >/dev/null && command -v promtool >/dev/null \
     && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null; then
     echo "setup: prometheus and alertmanager present"
 else
     echo "setup: installing Debian's prometheus and prometheus-alertmanager packages"
-    sudo=""
-    if [[ $(id -u) -ne 0 ]]; then sudo=sudo; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        prometheus prometheus-alertmanager
+    apt_install prometheus prometheus-alertmanager
 fi
 
-TANSU_VERSION=0.6.0
-tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
-if [[ -x "$tansu_bin" ]] && "$tansu_bin" --version 2>/dev/null | grep -qx "tansu $TANSU_VERSION"; then
-    echo "setup: tansu $TANSU_VERSION present"
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    echo "setup: installing Java 17 and Maven (Debian's packages)"
+    apt_install openjdk-17-jre-headless maven
+fi
+
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
+kafka_dir="${SLAWATCH_KAFKA_LIBS:-$HOME/.cache/slawatch/kafka/libs}"
+if [[ -f "$kafka_dir/kafka_2.13-$kafka_version.jar" ]]; then
+    echo "setup: Apache Kafka $kafka_version present in $kafka_dir"
 else
-    echo "setup: building tansu $TANSU_VERSION from crates.io (first time only, ~15 min)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+    echo "setup: copying Apache Kafka $kafka_version from Maven Central into $kafka_dir"
+    rm -rf "$kafka_dir"
+    mvn -q -B -f scripts/kafka/pom.xml dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$kafka_dir"
 fi

@@ -3,6 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export SLAWATCH_TANSU="${SLAWATCH_TANSU:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 cargo build --release --locked --bins
 cargo test --release --locked

@@ -19,6 +19,7 @@ use crate::calendar::Calendar;
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
 use crate::live;
 use crate::notify::AlertingSection;
+use crate::partitioner::Partitioner;
 use crate::policy::{Clock, EngineSettings, Matcher, NamedCalendar, Policy, Rules, Warning};
 use crate::time::{parse_duration, uses_days};
 
@@ -86,6 +87,8 @@ pub struct KafkaSection {
     pub output_topic: String,
     pub dead_letter_topic: String,
     pub embedded_partitions: i32,
+    /// How producers map ticket ids to input partitions.
+    pub partitioner: Partitioner,
     pub client: BTreeMap<String, String>,
 }
 
@@ -98,6 +101,7 @@ impl Default for KafkaSection {
             output_topic: "sla-events".into(),
             dead_letter_topic: "slawatch-dead-letters".into(),
             embedded_partitions: 3,
+            partitioner: Partitioner::Murmur2,
             client: BTreeMap::new(),
         }
     }
@@ -110,7 +114,6 @@ pub struct RunSection {
     pub shutdown_grace: String,
     pub caught_up_window: String,
     pub merge_buffer: usize,
-    pub keep_shards: bool,
 }
 
 impl Default for RunSection {
@@ -120,7 +123,6 @@ impl Default for RunSection {
             shutdown_grace: "10s".into(),
             caught_up_window: "3s".into(),
             merge_buffer: 10_000,
-            keep_shards: true,
         }
     }
 }
@@ -440,11 +442,11 @@ impl FileConfig {
             dead_letter_topic: k.dead_letter_topic.clone(),
             client: k.client.clone(),
             embedded_partitions: k.embedded_partitions,
+            partitioner: k.partitioner,
             commit_interval,
             shutdown_grace,
             caught_up_window,
             merge_buffer: self.run.merge_buffer,
-            keep_shards: self.run.keep_shards,
             http_listen,
             api_token: self.http.api_token.clone().filter(|t| !t.is_empty()),
             catalogue: serde_json::json!({"policies": self.policy, "calendars": self.calendar}),

@@ -28,10 +28,13 @@ pub enum Reason {
     DuplicateTicket,
     FutureTimestamp,
     Capacity,
+    /// Live mode only: the ticket id belongs to another partition under the producers'
+    /// partitioner, so another shard owns the ticket.
+    Misrouted,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::InvalidJson,
         Reason::MissingField,
         Reason::InvalidField,
@@ -41,6 +44,7 @@ impl Reason {
         Reason::DuplicateTicket,
         Reason::FutureTimestamp,
         Reason::Capacity,
+        Reason::Misrouted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Reason {
             Reason::DuplicateTicket => "duplicate_ticket",
             Reason::FutureTimestamp => "future_timestamp",
             Reason::Capacity => "capacity",
+            Reason::Misrouted => "misrouted",
         }
     }
 }

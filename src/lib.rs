@@ -23,6 +23,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod notify;
+pub mod partitioner;
 pub mod policy;
 pub mod replay;
 pub mod sim;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use slawatch::config::{self, ConfigError};
-use slawatch::time::{Instant, parse_rfc3339};
+use slawatch::time::{Instant, parse_rfc3339, wall_now};
 use slawatch::{live, replay};
 
 /// Real-time customer-service SLA monitoring: clocks per ticket in business time, warnings,
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
             speed,
         } => {
             let mut cfg = match rate {
-                Some(rate) => live::Feed::live_sim(seed, tickets.unwrap_or(u64::MAX), rate, speed, live::wall_now()),
+                Some(rate) => live::Feed::live_sim(seed, tickets.unwrap_or(u64::MAX), rate, speed, wall_now()),
                 None => slawatch::sim::SimConfig::new(seed, tickets.unwrap_or(300), start, peak_per_hour),
             };
             cfg.id_prefix = prefix;
@@ -147,6 +147,7 @@ fn main() -> ExitCode {
                     bootstrap,
                     client: Default::default(),
                     topic,
+                    partitioner: slawatch::partitioner::Partitioner::Murmur2,
                     sim: cfg,
                     paced: rate.is_some(),
                 };
@@ -285,8 +286,10 @@ fn load(path: &std::path::Path) -> Result<config::Loaded, ExitCode> {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Colours only for a person at a terminal, never in a file or a log pipeline.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

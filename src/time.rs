@@ -3,14 +3,26 @@
 //! An instant is `i64` milliseconds since the Unix epoch (UTC); a duration is `i64`
 //! milliseconds. Parsing and formatting are hand-written because they sit on the replay hot
 //! path (one parse per event, several formats per SLA event) and the formats are fixed:
-//! RFC 3339 with an offset in, `YYYY-MM-DDTHH:MM:SS.sssZ` out.
+//! RFC 3339 with an offset in, `YYYY-MM-DDTHH:MM:SS.sssZ` out. [`wall_now`] is the one read
+//! of the wall clock, for the adapters around the pure core.
 
 use std::fmt;
+use std::time::SystemTime;
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Instant = i64;
 
 const MS_PER_DAY: i64 = 86_400_000;
+
+/// The wall clock, in the engine's unit (ms since the Unix epoch).
+///
+/// The one wall-clock read, for the adapters (live monitoring, alert delivery, the simulator);
+/// never called by the pure engine, which is handed "now" as an argument.
+pub fn wall_now() -> Instant {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Parses an RFC 3339 timestamp with offset (`Z` or `±HH:MM`), truncating fractions of a
 /// second to milliseconds. Returns `None` for anything else, including leap seconds.

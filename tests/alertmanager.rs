@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use slawatch::live::wall_now;
+use slawatch::time::wall_now;
 use slawatch::time::parse_rfc3339;
 use support::{
     Broker, CREATED, Monitor, REPLY, Server, event, fast_config, http_get, http_post, http_ready, produce, repo, sum, tool,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use slawatch::live::wall_now;
+use slawatch::time::wall_now;
 use support::{Broker, CREATED, Monitor, REPLY, event, fast_config, produce, sum};
 
 const SECRET: &str = "s3cr3t-for-tests";

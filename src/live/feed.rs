@@ -8,8 +8,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tracing::info;
 
+use crate::partitioner::Partitioner;
 use crate::sim::{SimConfig, generate};
-use crate::time::Instant;
+use crate::time::{Instant, wall_now};
 
 /// Monday 2026-01-05 08:00 Berlin: paced simulations start at the beginning of a working day
 /// whatever the hour, so the demo shows traffic at once.
@@ -19,6 +20,8 @@ pub struct Feed {
     pub bootstrap: String,
     pub client: std::collections::BTreeMap<String, String>,
     pub topic: String,
+    /// How ticket ids are mapped to the topic's partitions.
+    pub partitioner: Partitioner,
     pub sim: SimConfig,
     /// Publish each event when the wall clock reaches its timestamp.
     pub paced: bool,
@@ -39,9 +42,9 @@ impl Feed {
 /// Publishes the simulation keyed by ticket id until it ends or `stop` is set; returns the
 /// number of events published.
 pub fn feed(f: &Feed, stop: &AtomicBool) -> Result<u64, KafkaError> {
-    let defaults = [("linger.ms", "20"), ("partitioner", "murmur2_random")];
+    let defaults = [("linger.ms", "20"), ("partitioner", f.partitioner.librdkafka())];
     let producer: ThreadedProducer<DefaultProducerContext> =
-        super::client_config(&f.bootstrap, &f.client, &defaults, &[]).create()?;
+        super::kafka::client_config(&f.bootstrap, &f.client, &defaults, &[]).create()?;
     info!(topic = %f.topic, paced = f.paced, "simulator publishing");
     let mut sent = 0u64;
     for ev in generate(&f.sim) {
@@ -50,7 +53,7 @@ pub fn feed(f: &Feed, stop: &AtomicBool) -> Result<u64, KafkaError> {
                 if stop.load(Ordering::Relaxed) {
                     return finish(&producer, sent);
                 }
-                let wait = ev.at_ms - super::wall_now();
+                let wait = ev.at_ms - wall_now();
                 if wait <= 0 {
                     break;
                 }
@@ -59,7 +62,7 @@ pub fn feed(f: &Feed, stop: &AtomicBool) -> Result<u64, KafkaError> {
         } else if stop.load(Ordering::Relaxed) {
             break;
         }
-        super::send(&producer, BaseRecord::to(&f.topic).key(&ev.ticket_id).payload(&ev.json))?;
+        super::kafka::send(&producer, BaseRecord::to(&f.topic).key(&ev.ticket_id).payload(&ev.json))?;
         sent += 1;
     }
     finish(&producer, sent)

@@ -1,37 +1,39 @@
 //! Live monitoring (`slawatch run`): the engine fed from Kafka, one shard per partition.
 //!
-//! - [`monitor`]: the consumer loop, outputs, commits and rebalances;
+//! - [`start`]: start-up and shutdown: embedded broker, simulator, producer, alert outputs,
+//!   HTTP listener, consumer and probe;
+//! - [`kafka`]: the Kafka adapter: client configurations, the consumer loop, rebalances,
+//!   outputs and commits;
+//! - [`shards`]: the assigned partitions' shards: assignment, records, ticks and their metrics,
+//!   merge back-pressure, progress to commit (no Kafka types);
 //! - [`shard`]: per-partition frontier and read positions around the engine (pure);
+//! - [`views`]: the HTTP API's JSON views of the shards;
 //! - [`probe`]: end-of-log confirmations and the co-partitioning check;
 //! - [`feed`]: the simulator publishing to a topic.
+//!
+//! Dependencies run one way: `start` → `kafka` → `shards` → `shard` → engine; `views` reads
+//! `shards`.
 //!
 //! With `brokers = "embedded"` an in-process Kafka-protocol broker (librdkafka's mock
 //! cluster) is started first. How restarts and partition moves keep every ticket and alert is
 //! in docs/ARCHITECTURE.md.
 
 mod feed;
-mod monitor;
+mod kafka;
 mod probe;
 mod shard;
+mod shards;
+mod start;
+mod views;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::ToBytes;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
-use tracing::info;
+use rdkafka::error::KafkaError;
 
 pub use feed::{Feed, feed};
 pub use shard::{Record, Shard};
-
-use crate::metrics::Metrics;
-use crate::policy::Rules;
-use crate::time::Instant;
+pub use start::run;
 
 /// The `[kafka]`, `[run]` and `[simulator]` settings, validated.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Settings {
     pub client: BTreeMap<String, String>,
     /// Partitions of each topic the embedded broker creates.
     pub embedded_partitions: i32,
+    /// How producers map ticket ids to input partitions: which tickets a shard owns.
+    pub partitioner: crate::partitioner::Partitioner,
     pub commit_interval: Duration,
     pub shutdown_grace: Duration,
     /// How recent an end-of-log confirmation must be for a partition to count as caught up.
@@ -53,8 +57,6 @@ pub struct Settings {
     /// Events of one input topic-partition that may wait in a shard's event-time merge before
     /// its fetching pauses (it resumes at half).
     pub merge_buffer: usize,
-    /// Keep a shard whose partition comes back to this instance (else rebuild it).
-    pub keep_shards: bool,
     /// Address of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub http_listen: std::net::SocketAddr,
     /// Bearer token that `/api/*` requests must present, if set.
@@ -112,132 +114,4 @@ impl LiveError {
             LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..)
         )
     }
-}
-
-/// A client configuration: `defaults`, then the bootstrap servers and the configured
-/// properties (`[kafka.client]`), which may override them, then `forced`, which slawatch relies
-/// on.
-fn client_config(
-    bootstrap: &str,
-    client: &BTreeMap<String, String>,
-    defaults: &[(&str, &str)],
-    forced: &[(&str, &str)],
-) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    let configured = client.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    for (k, v) in defaults
-        .iter()
-        .copied()
-        .chain([("bootstrap.servers", bootstrap)])
-        .chain(configured)
-        .chain(forced.iter().copied())
-    {
-        c.set(k, v);
-    }
-    c
-}
-
-/// The group consumer. Offsets are committed by the monitor only; range assignment keeps
-/// co-partitioned topics' partitions of one number on one instance.
-fn consumer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
-    client_config(
-        bootstrap,
-        &s.client,
-        &[("auto.offset.reset", "earliest")],
-        &[
-            ("group.id", &s.group_id),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "true"),
-            ("partition.assignment.strategy", "range"),
-        ],
-    )
-}
-
-/// The output producer: idempotent, retrying until delivered, keys hashed as Java clients do.
-fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
-    client_config(
-        bootstrap,
-        &s.client,
-        &[("linger.ms", "5"), ("partitioner", "murmur2_random")],
-        &[("enable.idempotence", "true"), ("message.timeout.ms", "0")],
-    )
-}
-
-/// Runs the monitor (and, if configured, the embedded broker and the simulator) until `stop`.
-pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Result<(), LiveError> {
-    let settings = Arc::new(settings);
-    let metrics = Arc::new(Metrics::new(&rules));
-    // The embedded broker lives until the monitor returns.
-    let (_embedded, bootstrap) = match &settings.brokers {
-        Some(b) => (None, b.clone()),
-        None => {
-            let cluster = embedded_broker(&settings)?;
-            let bootstrap = cluster.bootstrap_servers();
-            (Some(cluster), bootstrap)
-        }
-    };
-    let simulator = match &settings.simulator {
-        Some(sim) => {
-            let f = Feed {
-                bootstrap: bootstrap.clone(),
-                client: settings.client.clone(),
-                topic: sim.topic.clone(),
-                sim: Feed::live_sim(sim.seed, u64::MAX, sim.rate, sim.speed, wall_now()),
-                paced: true,
-            };
-            let stop = stop.clone();
-            Some(std::thread::spawn(move || feed(&f, &stop)))
-        }
-        None => None,
-    };
-    let result = monitor::run(settings, rules, metrics, &bootstrap, stop.clone());
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(Ok(Err(e))) = simulator.map(|sim| sim.join()) {
-        tracing::warn!("simulator: {e}");
-    }
-    result
-}
-
-/// Produces one record, waiting while the producer's bounded queue is full.
-fn send<C, K, P>(producer: &ThreadedProducer<C>, mut record: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
-where
-    C: ProducerContext<DeliveryOpaque = ()>,
-    K: ToBytes + ?Sized,
-    P: ToBytes + ?Sized,
-{
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
-}
-
-/// The wall clock, in the engine's unit (ms since the Unix epoch).
-pub fn wall_now() -> Instant {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Starts the in-process broker with the configured topics and says where it listens.
-fn embedded_broker(s: &Settings) -> Result<MockCluster<'static, rdkafka::producer::DefaultProducerContext>, LiveError> {
-    let cluster = MockCluster::new(1)?;
-    for topic in s.input_topics.iter().chain([&s.output_topic, &s.dead_letter_topic]) {
-        cluster.create_topic(topic, s.embedded_partitions, 1)?;
-    }
-    let bootstrap = cluster.bootstrap_servers();
-    info!(
-        bootstrap = %bootstrap,
-        "embedded Kafka-protocol broker (in-process, memory only); produce ticket events to {:?}, read SLA events from {:?}",
-        s.input_topics.join(","),
-        s.output_topic
-    );
-    println!("embedded broker: {bootstrap}");
-    Ok(cluster)
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaEvent, Summary};
 use crate::event::{self, Body, Event, Reason, Rejection};
+use crate::partitioner::Partitioner;
 use crate::policy::Rules;
 use crate::time::Instant;
 
@@ -25,6 +26,35 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// `None` for a tombstone.
     pub value: Option<Vec<u8>>,
+}
+
+/// Which tickets a shard owns: those whose id maps to its partition under the producers'
+/// partitioner.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub partition: i32,
+    /// Partitions of each input topic.
+    pub partitions: i32,
+    pub partitioner: Partitioner,
+}
+
+impl Owner {
+    /// `misrouted` unless the ticket belongs to this partition.
+    fn check(&self, ticket_id: &str) -> Result<(), Rejection> {
+        let home = self.partitioner.partition(ticket_id.as_bytes(), self.partitions);
+        if home == self.partition {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            Reason::Misrouted,
+            format!(
+                "ticket id maps to partition {home} of {} under the {} partitioner, not {}",
+                self.partitions,
+                self.partitioner.as_str(),
+                self.partition
+            ),
+        ))
+    }
 }
 
 /// Read position of one input topic in a shard.
@@ -55,7 +85,7 @@ type Key = (Instant, usize, i64);
 
 pub struct Shard {
     pub engine: Engine<Record>,
-    partition: i32,
+    owner: Owner,
     topics: Vec<Topic>,
     /// Events read but not yet applied, waiting for the frontier (several input topics).
     waiting: BTreeMap<Key, (Event, Record)>,
@@ -84,13 +114,13 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// A shard for partition number `partition`, rebuilt by reading every input topic from the
-    /// beginning; `committed[t]` is the committed offset of input topic `t` (0 if none), and
-    /// `restore` the frontier committed with them (`Instant::MIN` if none).
-    pub fn new(rules: Arc<Rules>, partition: i32, committed: &[i64], restore: Instant) -> Shard {
+    /// A shard for partition number `owner.partition`, rebuilt by reading every input topic
+    /// from the beginning; `committed[t]` is the committed offset of input topic `t` (0 if
+    /// none), and `restore` the frontier committed with them (`Instant::MIN` if none).
+    pub fn new(rules: Arc<Rules>, owner: Owner, committed: &[i64], restore: Instant) -> Shard {
         let e = &rules.engine;
         Shard {
-            partition,
+            owner,
             topics: committed
                 .iter()
                 .map(|&c| Topic {
@@ -200,7 +230,7 @@ impl Shard {
             return;
         }
         self.topics[topic].next = Some(offset + 1);
-        let partition = self.partition;
+        let partition = self.owner.partition;
         let record = || Record {
             topic,
             partition,
@@ -213,8 +243,10 @@ impl Shard {
                 Reason::InvalidJson,
                 "tombstone (record without a value)",
             )),
-            Some(bytes) => event::decode(bytes, self.max_event_bytes)
-                .and_then(|ev| event::check_clock_skew(&ev, written, self.max_clock_skew).map(|()| ev)),
+            Some(bytes) => event::decode(bytes, self.max_event_bytes).and_then(|ev| {
+                self.owner.check(&ev.ticket_id)?;
+                event::check_clock_skew(&ev, written, self.max_clock_skew).map(|()| ev)
+            }),
         };
         let ev = match decoded {
             Ok(ev) => ev,
@@ -346,6 +378,13 @@ warn_at = [0.5]
 normal = "1h"
 "#;
 
+    /// The only partition of the input topics: the shard owns every ticket.
+    const ONLY: Owner = Owner {
+        partition: 0,
+        partitions: 1,
+        partitioner: Partitioner::Murmur2,
+    };
+
     fn rules(config: &str) -> Arc<Rules> {
         from_toml(config).unwrap_or_else(|e| panic!("{e}")).rules
     }
@@ -405,7 +444,7 @@ normal = "1h"
         }
         order.extend(c.map(|j| (0, j.as_str())));
 
-        let mut shard = Shard::new(rules, 0, &[0, 0], Instant::MIN);
+        let mut shard = Shard::new(rules, ONLY, &[0, 0], Instant::MIN);
         let mut out = Outbox::default();
         feed(&mut shard, &order, &mut [0, 0], &mut out);
         shard.tick(|t| t == 0, until, &mut out);
@@ -443,7 +482,7 @@ normal = "1h"
         let first: Vec<(usize, &str)> = records[..2].iter().map(|j| (0, j.as_str())).collect();
         let rest: Vec<(usize, &str)> = records[2..].iter().map(|j| (0, j.as_str())).collect();
 
-        let mut original = Shard::new(rules.clone(), 0, &[0], Instant::MIN);
+        let mut original = Shard::new(rules.clone(), ONLY, &[0], Instant::MIN);
         let mut out = Outbox::default();
         feed(&mut original, &first, &mut [0], &mut out);
         // Caught up at 11:20: both tickets breach (T-1's reply of 10:40 comes late).
@@ -467,12 +506,12 @@ normal = "1h"
 
         // Without the committed frontier (a broker that drops offset metadata), re-reading the
         // committed records still emits nothing: the original had applied them all.
-        let mut blind = Shard::new(rules.clone(), 0, &positions, Instant::MIN);
+        let mut blind = Shard::new(rules.clone(), ONLY, &positions, Instant::MIN);
         let mut nothing = Outbox::default();
         feed(&mut blind, &first, &mut [0], &mut nothing);
         assert!(nothing.sla.is_empty() && nothing.dead.is_empty());
 
-        let mut rebuilt = Shard::new(rules, 0, &positions, frontier);
+        let mut rebuilt = Shard::new(rules, ONLY, &positions, frontier);
         let mut again = Outbox::default();
         let all: Vec<(usize, &str)> = first.iter().chain(&rest).copied().collect();
         feed(&mut rebuilt, &all, &mut [0], &mut again);
@@ -487,5 +526,30 @@ normal = "1h"
                 "fulfilled:first_response:1:T-2",
             ]
         );
+    }
+
+    /// A record whose ticket id maps to another partition is a `misrouted` dead letter and
+    /// changes nothing: no ticket, no frontier move.
+    #[test]
+    fn a_record_of_another_partitions_ticket_is_misrouted() {
+        let owner = |partition| Owner {
+            partition,
+            partitions: 3,
+            partitioner: Partitioner::Murmur2,
+        };
+        let home = Partitioner::Murmur2.partition(b"T-1", 3);
+        let mut away = Shard::new(rules(RULES), owner((home + 1) % 3), &[0], Instant::MIN);
+        let mut out = Outbox::default();
+        feed(&mut away, &[(0, &created("T-1", "10:00"))], &mut [0], &mut out);
+        let rejected: Vec<Reason> = out.dead.iter().map(|d| d.rejection.reason).collect();
+        assert_eq!(rejected, [Reason::Misrouted]);
+        assert!(out.dead[0].rejection.detail.contains(&format!("partition {home} of 3")));
+        assert!(away.engine.ticket("T-1").is_none());
+        assert_eq!(away.engine.frontier(), Instant::MIN);
+
+        let mut own = Shard::new(rules(RULES), owner(home), &[0], Instant::MIN);
+        let mut out = Outbox::default();
+        feed(&mut own, &[(0, &created("T-1", "10:00"))], &mut [0], &mut out);
+        assert!(out.dead.is_empty() && own.engine.ticket("T-1").is_some());
     }
 }

@@ -16,7 +16,7 @@ use tracing::{error, warn};
 
 use super::webhook;
 use crate::metrics::Metrics;
-use crate::time::Instant;
+use crate::time::{Instant, wall_now};
 
 /// How one target is delivered to (`[alerting.*.delivery]`).
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ impl Target {
             }
             Target::Webhook { url, secret } => {
                 let body = batch[0].body.to_string();
-                let timestamp = crate::live::wall_now() / 1000;
+                let timestamp = wall_now() / 1000;
                 client
                     .post(url.clone())
                     .header(CONTENT_TYPE, "application/json")
@@ -209,7 +209,7 @@ impl Queue {
     /// Delivers until the runtime is dropped.
     pub async fn run(self: Arc<Queue>, target: Target, client: reqwest::Client, d: Delivery, output: String) {
         let label = target.label();
-        let mut rng = SmallRng::seed_from_u64(crate::live::wall_now() as u64 ^ label.len() as u64);
+        let mut rng = SmallRng::seed_from_u64(wall_now() as u64 ^ label.len() as u64);
         loop {
             let batch = self.take(d.batch);
             if batch.is_empty() {
@@ -222,7 +222,7 @@ impl Queue {
                 match classify(result).await {
                     Ok(()) => {
                         self.counters.sent.inc_by(batch.len() as u64);
-                        let now = crate::live::wall_now();
+                        let now = wall_now();
                         for at in batch.iter().filter_map(|i| i.at) {
                             self.counters.delay.observe((now - at).max(0) as f64 / 1000.0);
                         }

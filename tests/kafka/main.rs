@@ -1,6 +1,7 @@
-//! Black-box tests of `slawatch run` against a real Kafka-protocol broker (tansu, installed by
-//! `scripts/setup.sh`) and, where a test needs fault injection, offset metadata or fetches from
-//! inside a record batch, librdkafka's mock cluster.
+//! Black-box tests of `slawatch run` against a real Apache Kafka broker (KRaft, jars installed
+//! by `scripts/setup.sh`), one shared by the tests of this binary, each test with topics and a
+//! consumer group of its own; and, where a test needs fault injection (a broker outage),
+//! librdkafka's mock cluster.
 
 // Shared with tests/observability.rs and tests/alertmanager.rs, which use other parts of it.
 #[allow(dead_code)]
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use slawatch::live::wall_now;
+use slawatch::time::wall_now;
 use slawatch::time::Rfc3339;
 use support::*;
 
@@ -22,9 +23,9 @@ fn until_now() -> String {
     Rfc3339(wall_now()).to_string()
 }
 
-/// Reads `sla-events` until at least `n` distinct ids arrived and the topic went quiet.
-fn read_sla(bootstrap: &str, n: usize) -> Vec<String> {
-    let msgs = read_topic(bootstrap, "sla-events", 3 * SEC, 180 * SEC, |out| {
+/// Reads `topic` (SLA events) until at least `n` distinct ids arrived and it went quiet.
+fn read_sla(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
+    let msgs = read_topic(bootstrap, topic, 3 * SEC, 180 * SEC, |out| {
         by_id(out.iter().map(text)).len() >= n
     });
     for m in &msgs {
@@ -38,31 +39,38 @@ fn read_sla(bootstrap: &str, n: usize) -> Vec<String> {
     msgs.iter().map(text).collect()
 }
 
-/// A broker whose `ticket-events` topic (`partitions` partitions) holds a simulation of
-/// `tickets` tickets; a configuration for consumer group `group`; and what `replay` makes of
-/// each partition's events.
+/// The shared broker with topics `{group}-in` (`partitions` partitions, holding a simulation
+/// of `tickets` tickets), `{group}-sla` and `{group}-dead`; a configuration for consumer group
+/// `group` (and `extra` TOML); and what `replay` makes of each partition's events.
 fn loaded(
     group: &str,
     partitions: i32,
     seed: u64,
     tickets: u64,
-) -> (Broker, Events, PathBuf, BTreeMap<String, String>) {
-    let broker = Broker::start();
-    broker.create_topics(&[
-        ("ticket-events", partitions),
-        ("sla-events", partitions),
-        ("dead-letters", 1),
-    ]);
+    extra: &str,
+) -> (&'static Broker, Events, PathBuf, BTreeMap<String, String>) {
+    let broker = Broker::shared();
+    let input = format!("{group}-in");
+    create_group_topics(broker, group, &[&input], partitions);
     let events = simulated(seed, tickets, partitions);
-    produce(&broker.bootstrap, "ticket-events", &as_records(&events));
-    let cfg = config(broker.dir(), &broker.bootstrap, group, &["ticket-events"], "");
+    produce(&broker.bootstrap, &input, &as_records(&events));
+    let cfg = config(broker.dir(), &broker.bootstrap, group, &[&input], extra);
     let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
     (broker, events, cfg, expected)
 }
 
+/// Creates `inputs` with `partitions` partitions, and `{group}-sla` (as many) and
+/// `{group}-dead` (one).
+fn create_group_topics(broker: &Broker, group: &str, inputs: &[&str], partitions: i32) {
+    let (sla, dead) = (format!("{group}-sla"), format!("{group}-dead"));
+    let mut topics: Vec<(&str, i32)> = inputs.iter().map(|t| (*t, partitions)).collect();
+    topics.extend([(sla.as_str(), partitions), (dead.as_str(), 1)]);
+    broker.create_topics(&topics);
+}
+
 #[test]
 fn events_through_kafka_give_the_sla_events_of_replay() {
-    let (broker, events, cfg, expected) = loaded("equal", 3, 1, 2_000);
+    let (broker, events, cfg, expected) = loaded("equal", 3, 1, 2_000, "");
     assert!(
         expected.len() > 5_000,
         "a meaningful amount of output ({})",
@@ -70,7 +78,7 @@ fn events_through_kafka_give_the_sla_events_of_replay() {
     );
 
     let monitor = Monitor::start(&cfg, "monitor");
-    let lines = read_sla(&broker.bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "equal-sla", expected.len());
     assert_eq!(lines.len(), expected.len(), "no SLA event twice");
 
     // The metrics agree with what was published.
@@ -119,8 +127,8 @@ fn events_through_kafka_give_the_sla_events_of_replay() {
 
 #[test]
 fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
-    let broker = Broker::start();
-    broker.create_topics(&[("ticket-events", 1), ("sla-events", 1), ("dead-letters", 1)]);
+    let broker = Broker::shared();
+    create_group_topics(broker, "dead", &["dead-in"], 1);
     let t = "2026-06-01T10:00:00Z";
     let created = |id: &str, eid: &str| {
         format!(
@@ -164,8 +172,8 @@ fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
         .enumerate()
         .map(|(i, (_, value))| (0, Some(format!("key-{i}").into_bytes()), value.clone()))
         .collect();
-    produce(&broker.bootstrap, "ticket-events", &records);
-    let cfg = config(broker.dir(), &broker.bootstrap, "dead", &["ticket-events"], "");
+    produce(&broker.bootstrap, "dead-in", &records);
+    let cfg = config(broker.dir(), &broker.bootstrap, "dead", &["dead-in"], "");
     let _monitor = Monitor::start_with(
         &cfg,
         "monitor",
@@ -175,7 +183,7 @@ fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
         ],
     );
     let expected: Vec<usize> = (0..cases.len()).filter(|&i| !cases[i].0.is_empty()).collect();
-    let dead = read_topic(&broker.bootstrap, "dead-letters", 2 * SEC, 60 * SEC, |out| {
+    let dead = read_topic(&broker.bootstrap, "dead-dead", 2 * SEC, 60 * SEC, |out| {
         out.len() >= expected.len()
     });
     assert_eq!(dead.len(), expected.len());
@@ -190,7 +198,7 @@ fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
             .unwrap_or_else(|| panic!("no dead letter for record {i}"));
         assert_eq!(header(m, "slawatch.reason").as_deref(), Some(cases[i].0), "record {i}");
         assert!(!header(m, "slawatch.detail").unwrap().is_empty());
-        assert_eq!(header(m, "slawatch.source.topic").as_deref(), Some("ticket-events"));
+        assert_eq!(header(m, "slawatch.source.topic").as_deref(), Some("dead-in"));
         assert_eq!(header(m, "slawatch.source.partition").as_deref(), Some("0"));
         assert_eq!(m.key(), Some(format!("key-{i}").as_bytes()));
         assert_eq!(m.payload(), cases[i].1.as_deref(), "original bytes of record {i}");
@@ -202,16 +210,11 @@ fn every_bad_record_becomes_a_dead_letter_with_its_bytes_key_and_source() {
 /// until the creation arrives.
 #[test]
 fn several_input_topics_hold_orphans_and_give_the_merged_result() {
-    let broker = Broker::start();
-    broker.create_topics(&[("tickets", 2), ("activity", 2), ("sla-events", 2), ("dead-letters", 1)]);
-    let events = simulated(2, 1_000, 2);
-    let (created, activity): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.2.contains("ticket.created"));
-    produce(&broker.bootstrap, "activity", &as_records(&activity));
-    produce(&broker.bootstrap, "tickets", &as_records(&created));
-    let cfg = config(broker.dir(), &broker.bootstrap, "multi", &["tickets", "activity"], "");
+    let broker = Broker::shared();
+    let (cfg, events) = two_topics(broker, "multi", "");
     let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
     let monitor = Monitor::start(&cfg, "monitor");
-    let lines = read_sla(&broker.bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "multi-sla", expected.len());
     assert_same(&by_id(lines), &expected);
 
     let t0 = wall_now();
@@ -223,7 +226,7 @@ fn several_input_topics_hold_orphans_and_give_the_merged_result() {
     );
     produce(
         &broker.bootstrap,
-        "activity",
+        "multi-activity",
         &[(p, Some(id.into()), Some(reply.into_bytes()))],
     );
     std::thread::sleep(2 * SEC);
@@ -233,10 +236,10 @@ fn several_input_topics_hold_orphans_and_give_the_merged_result() {
     );
     produce(
         &broker.bootstrap,
-        "tickets",
+        "multi-tickets",
         &[(p, Some(id.into()), Some(created.into_bytes()))],
     );
-    let out = read_topic(&broker.bootstrap, "sla-events", 2 * SEC, 30 * SEC, |out| {
+    let out = read_topic(&broker.bootstrap, "multi-sla", 2 * SEC, 30 * SEC, |out| {
         out.iter().map(text).any(|l| l.contains(id))
     });
     let live: Vec<String> = out.iter().map(text).filter(|l| l.contains(id)).collect();
@@ -246,36 +249,34 @@ fn several_input_topics_hold_orphans_and_give_the_merged_result() {
         "{live:#?}\n{}",
         monitor.log_text()
     );
-    let dead = read_topic(&broker.bootstrap, "dead-letters", SEC, 2 * SEC, |_| true);
+    let dead = read_topic(&broker.bootstrap, "multi-dead", SEC, 2 * SEC, |_| true);
     assert!(dead.is_empty(), "no orphan expired: {} dead letters", dead.len());
 }
 
-/// The same two topics with a merge buffer of 20 events: the consumer pauses the topic ahead
-/// and resumes it again and again, and the result stays that of the merged stream. On the
-/// mock cluster: tansu 0.6 returns nothing to a fetch that starts inside a record batch, which
-/// is where a resumed partition continues.
-#[test]
-fn a_small_merge_buffer_pauses_the_topic_ahead_and_changes_nothing() {
-    let cluster = MockCluster::new(1).unwrap();
-    for (topic, n) in [("tickets", 2), ("activity", 2), ("sla-events", 2), ("dead-letters", 1)] {
-        cluster.create_topic(topic, n, 1).unwrap();
-    }
-    let bootstrap = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
+/// Topics `{group}-tickets` (ticket creations of a simulation) and `{group}-activity`
+/// (everything else), two partitions each, the activity produced first; a configuration
+/// reading both (and `extra` TOML); and the simulated events.
+fn two_topics(broker: &Broker, group: &str, extra: &str) -> (PathBuf, Events) {
+    let (tickets, activity_topic) = (format!("{group}-tickets"), format!("{group}-activity"));
+    create_group_topics(broker, group, &[&tickets, &activity_topic], 2);
     let events = simulated(2, 1_000, 2);
     let (created, activity): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.2.contains("ticket.created"));
-    produce(&bootstrap, "activity", &as_records(&activity));
-    produce(&bootstrap, "tickets", &as_records(&created));
-    let cfg = config(
-        dir.path(),
-        &bootstrap,
-        "merge",
-        &["tickets", "activity"],
-        "[run]\nmerge_buffer = 20",
-    );
+    produce(&broker.bootstrap, &activity_topic, &as_records(&activity));
+    produce(&broker.bootstrap, &tickets, &as_records(&created));
+    let cfg = config(broker.dir(), &broker.bootstrap, group, &[&tickets, &activity_topic], extra);
+    (cfg, events)
+}
+
+/// The same two topics with a merge buffer of 20 events: the consumer pauses the topic ahead
+/// and resumes it (inside a record batch) again and again, and the result stays that of the
+/// merged stream.
+#[test]
+fn a_small_merge_buffer_pauses_the_topic_ahead_and_changes_nothing() {
+    let broker = Broker::shared();
+    let (cfg, events) = two_topics(broker, "merge", "[run]\nmerge_buffer = 20");
     let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
     let monitor = Monitor::start_with(&cfg, "monitor", &[("RUST_LOG", "info,slawatch=debug")]);
-    let lines = read_sla(&bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "merge-sla", expected.len());
     assert_same(&by_id(lines), &expected);
     let log = monitor.log_text();
     assert!(
@@ -286,14 +287,15 @@ fn a_small_merge_buffer_pauses_the_topic_ahead_and_changes_nothing() {
 
 #[test]
 fn input_topics_with_different_partition_counts_are_refused() {
-    let broker = Broker::start();
-    broker.create_topics(&[("a", 2), ("b", 3), ("sla-events", 1), ("dead-letters", 1)]);
-    let cfg = config(broker.dir(), &broker.bootstrap, "mismatch", &["a", "b"], "");
+    let broker = Broker::shared();
+    broker.create_topics(&[("mismatch-a", 2), ("mismatch-b", 3)]);
+    create_group_topics(broker, "mismatch", &[], 1);
+    let cfg = config(broker.dir(), &broker.bootstrap, "mismatch", &["mismatch-a", "mismatch-b"], "");
     let mut monitor = Monitor::start(&cfg, "monitor");
     let status = monitor.wait_exit(30 * SEC);
     assert_eq!(status.code(), Some(2));
     let log = monitor.log_text();
-    assert!(log.contains("co-partitioned") && log.contains("a: 2, b: 3"), "{log}");
+    assert!(log.contains("co-partitioned") && log.contains("mismatch-a: 2, mismatch-b: 3"), "{log}");
 }
 
 /// Waits until `group` has committed something on `topic`, then returns the sum.
@@ -313,10 +315,10 @@ fn first_commit(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i
 
 #[test]
 fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
-    let (broker, events, cfg, expected) = loaded("crash", 3, 3, 40_000);
+    let (broker, events, cfg, expected) = loaded("crash", 3, 3, 40_000, "");
 
     let first = Monitor::start(&cfg, "first");
-    let done = first_commit(&broker.bootstrap, "crash", "ticket-events", 3);
+    let done = first_commit(&broker.bootstrap, "crash", "crash-in", 3);
     drop(first); // SIGKILL
     assert!(
         done < events.len() as i64,
@@ -324,7 +326,7 @@ fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
         events.len()
     );
     let second = Monitor::start(&cfg, "second");
-    let lines = read_sla(&broker.bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "crash-sla", expected.len());
     assert_same(&by_id(lines), &expected);
     assert!(
         second.log_text().contains("rebuilding"),
@@ -334,16 +336,7 @@ fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
 
 #[test]
 fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
-    let (broker, _, _, expected) = loaded("pair", 4, 4, 40_000);
-    // tansu 0.6 answers a fetch from inside a record batch with the next batch, skipping the
-    // rest: a shard kept across the rebalance would miss records there, so rebuild them all.
-    let cfg = config(
-        broker.dir(),
-        &broker.bootstrap,
-        "pair",
-        &["ticket-events"],
-        "[run]\nkeep_shards = false",
-    );
+    let (broker, _, cfg, expected) = loaded("pair", 4, 4, 40_000, "");
     let a = Monitor::start(&cfg, "a");
     a.wait_for("partitions assigned", 30 * SEC);
     let mut b = Monitor::start(&cfg, "b");
@@ -351,7 +344,7 @@ fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
     std::thread::sleep(SEC);
     b.signal("-INT");
     assert!(b.wait_exit(30 * SEC).success(), "{}", b.log_text());
-    let lines = read_sla(&broker.bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "pair-sla", expected.len());
     assert_same(&by_id(lines), &expected);
     let shared = b
         .log_text()
@@ -361,13 +354,12 @@ fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
 }
 
 /// With everything read, a second instance joins and leaves: the first keeps the shards that
-/// stay with it (they resume at the end of the log, where tansu 0.6 fetches correctly), and
-/// no SLA event is lost or new.
+/// stay with it, and no SLA event is lost or new.
 #[test]
 fn a_second_instance_joining_an_idle_group_keeps_the_shards_that_stay() {
-    let (broker, _, cfg, expected) = loaded("idle", 4, 6, 2_000);
+    let (broker, _, cfg, expected) = loaded("idle", 4, 6, 2_000, "");
     let a = Monitor::start(&cfg, "a");
-    let lines = read_sla(&broker.bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "idle-sla", expected.len());
     let mut b = Monitor::start(&cfg, "b");
     b.wait_for("partitions assigned", 60 * SEC);
     b.signal("-INT");
@@ -377,7 +369,8 @@ fn a_second_instance_joining_an_idle_group_keeps_the_shards_that_stay() {
     while assigned() < 3 && start.elapsed() < 60 * SEC {
         std::thread::sleep(SEC / 10);
     }
-    let again = read_sla(&broker.bootstrap, expected.len());
+    let again = read_sla(&broker.bootstrap, "idle-sla", expected.len());
+    assert_eq!(again.len(), lines.len(), "published nothing twice");
     assert_eq!(by_id(again), by_id(lines), "published nothing new");
     let log = a.log_text();
     let kept = log.lines().any(|l| {
@@ -388,60 +381,76 @@ fn a_second_instance_joining_an_idle_group_keeps_the_shards_that_stay() {
 
 #[test]
 fn graceful_shutdown_commits_everything_and_a_restart_adds_nothing_new() {
-    let (broker, events, cfg, expected) = loaded("calm", 2, 5, 1_000);
+    let (broker, events, cfg, expected) = loaded("calm", 2, 5, 1_000, "");
 
     let mut first = Monitor::start(&cfg, "first");
-    let lines = read_sla(&broker.bootstrap, expected.len());
+    let lines = read_sla(&broker.bootstrap, "calm-sla", expected.len());
     first.signal("-TERM");
     assert!(first.wait_exit(15 * SEC).success(), "{}", first.log_text());
     let per_partition: Vec<i64> = (0..2)
         .map(|p| events.iter().filter(|e| e.0 == p).count() as i64)
         .collect();
-    assert_eq!(committed(&broker.bootstrap, "calm", "ticket-events", 2), per_partition);
+    assert_eq!(committed(&broker.bootstrap, "calm", "calm-in", 2), per_partition);
 
     let second = Monitor::start(&cfg, "second");
     second.wait_for("partitions assigned", 30 * SEC);
     std::thread::sleep(5 * SEC);
-    let again = read_topic(&broker.bootstrap, "sla-events", 2 * SEC, 10 * SEC, |_| true);
-    // Alerts the first run emitted from wall-clock ticks may come again, as duplicates by id:
-    // tansu 0.6 drops the frontier committed as offset metadata (the mock-cluster test below
-    // shows a broker that keeps it). Nothing else does.
-    assert_same(&by_id(again.iter().map(text)), &by_id(lines));
+    let again: Vec<String> = read_topic(&broker.bootstrap, "calm-sla", 2 * SEC, 10 * SEC, |_| true)
+        .iter()
+        .map(text)
+        .collect();
+    // Not even the alerts the first run emitted from wall-clock ticks come again: the frontier
+    // is committed with the offsets.
+    assert_eq!(again.len(), lines.len(), "published nothing twice");
+    assert_same(&by_id(again), &by_id(lines));
 }
 
-/// librdkafka's mock cluster with the input, output and dead-letter topics (one partition),
-/// and a configuration for it: first response due 20 s after creation, `idle_grace` 1 s, and
+/// A configuration for consumer group `group` on topics `{group}-in`, `{group}-sla` and
+/// `{group}-dead` (created with one partition each on a real broker; the mock cluster is given
+/// them by [`mock_cluster`]): first response due 20 s after creation, `idle_grace` 1 s, and
 /// `http` added to the `[http]` section.
+fn small_config(dir: &Path, bootstrap: &str, group: &str, http: &str) -> PathBuf {
+    let cfg = dir.join(format!("{group}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nidle_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
+             [kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\ninput_topics = [\"{group}-in\"]\n\
+             output_topic = \"{group}-sla\"\ndead_letter_topic = \"{group}-dead\"\n\
+             [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The shared broker with one-partition topics for `group`, and its [`small_config`].
+fn small(dir: &Path, group: &str, http: &str) -> (&'static Broker, PathBuf) {
+    let broker = Broker::shared();
+    create_group_topics(broker, group, &[&format!("{group}-in")], 1);
+    (broker, small_config(dir, &broker.bootstrap, group, http))
+}
+
+/// librdkafka's mock cluster with the topics of [`small_config`], for fault injection.
 fn mock_cluster(
     dir: &Path,
     group: &str,
-    http: &str,
 ) -> (
     MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     String,
     PathBuf,
 ) {
     let cluster = MockCluster::new(1).unwrap();
-    for topic in ["ticket-events", "sla-events", "dead-letters"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
+    for suffix in ["in", "sla", "dead"] {
+        cluster.create_topic(&format!("{group}-{suffix}"), 1, 1).unwrap();
     }
     let bootstrap = cluster.bootstrap_servers();
-    let cfg = dir.join(format!("{group}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nidle_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
-             [kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\n\
-             dead_letter_topic = \"dead-letters\"\n\
-             [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
-        ),
-    )
-    .unwrap();
+    let cfg = small_config(dir, &bootstrap, group, "");
     (cluster, bootstrap, cfg)
 }
 
-fn sla_lines(bootstrap: &str, quiet: Duration, enough: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let out = read_topic(bootstrap, "sla-events", quiet, 60 * SEC, |out| {
+fn sla_lines(bootstrap: &str, topic: &str, quiet: Duration, enough: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let out = read_topic(bootstrap, topic, quiet, 120 * SEC, |out| {
         enough(&out.iter().map(text).collect::<Vec<_>>())
     });
     out.iter().map(text).collect()
@@ -452,13 +461,13 @@ fn sla_lines(bootstrap: &str, quiet: Duration, enough: impl Fn(&[String]) -> boo
 #[test]
 fn a_broker_outage_fakes_no_breach() {
     let dir = tempfile::tempdir().unwrap();
-    let (cluster, bootstrap, cfg) = mock_cluster(dir.path(), "outage", "");
+    let (cluster, bootstrap, cfg) = mock_cluster(dir.path(), "outage");
     let monitor = Monitor::start(&cfg, "monitor");
     monitor.wait_for("partitions assigned", 30 * SEC);
     let t0 = wall_now();
     produce(
         &bootstrap,
-        "ticket-events",
+        "outage-in",
         &[
             event("ticket.created", "T-answered", t0, CREATED),
             event("ticket.created", "T-ignored", t0, CREATED),
@@ -470,10 +479,10 @@ fn a_broker_outage_fakes_no_breach() {
     cluster.broker_up(1).unwrap();
     produce(
         &bootstrap,
-        "ticket-events",
+        "outage-in",
         &[event("reply.sent", "T-answered", t0 + 10_000, REPLY)],
     );
-    let lines = sla_lines(&bootstrap, 3 * SEC, |lines| {
+    let lines = sla_lines(&bootstrap, "outage-sla", 3 * SEC, |lines| {
         lines
             .iter()
             .any(|l| l.contains("T-ignored") && l.contains("sla.breached"))
@@ -489,7 +498,9 @@ fn a_broker_outage_fakes_no_breach() {
     assert!(
         answered
             .iter()
-            .any(|l| l.contains("sla.fulfilled") && l.contains("\"outcome\":\"met\""))
+            .any(|l| l.contains("sla.fulfilled") && l.contains("\"outcome\":\"met\"")),
+        "{answered:#?}\n{}",
+        monitor.log_text()
     );
     assert!(
         lines
@@ -500,20 +511,20 @@ fn a_broker_outage_fakes_no_breach() {
 
 /// A breach the wall clock fired, a graceful stop, then a reply dated before the deadline:
 /// the restarted monitor retracts the breach, as an uninterrupted one would, and sends it no
-/// second time. The frontier travels as commit metadata, which the mock cluster keeps (tansu
-/// 0.6 drops it).
+/// second time. The frontier travels as commit metadata.
 #[test]
 fn a_restart_remembers_the_breaches_the_clock_fired() {
     let dir = tempfile::tempdir().unwrap();
-    let (_cluster, bootstrap, cfg) = mock_cluster(dir.path(), "remember", "");
+    let (broker, cfg) = small(dir.path(), "remember", "");
+    let bootstrap = &broker.bootstrap;
     let mut first = Monitor::start(&cfg, "first");
     let t0 = wall_now() - 60_000;
     produce(
         &bootstrap,
-        "ticket-events",
+        "remember-in",
         &[event("ticket.created", "T-late", t0, CREATED)],
     );
-    sla_lines(&bootstrap, SEC, |lines| {
+    sla_lines(&bootstrap, "remember-sla", SEC, |lines| {
         lines.iter().any(|l| l.contains("sla.breached"))
     });
     first.signal("-TERM");
@@ -521,11 +532,11 @@ fn a_restart_remembers_the_breaches_the_clock_fired() {
 
     produce(
         &bootstrap,
-        "ticket-events",
+        "remember-in",
         &[event("reply.sent", "T-late", t0 + 10_000, REPLY)],
     );
     let second = Monitor::start(&cfg, "second");
-    let lines = sla_lines(&bootstrap, 3 * SEC, |lines| {
+    let lines = sla_lines(&bootstrap, "remember-sla", 3 * SEC, |lines| {
         lines.iter().any(|l| l.contains("sla.fulfilled"))
     });
     let kinds: Vec<&str> = lines.iter().map(|l| l.split('"').nth(3).unwrap()).collect();
@@ -549,19 +560,20 @@ fn a_restart_remembers_the_breaches_the_clock_fired() {
 #[test]
 fn the_http_api_shows_tickets_cycles_at_risk_and_policies() {
     let dir = tempfile::tempdir().unwrap();
-    let (_cluster, bootstrap, cfg) = mock_cluster(dir.path(), "api", "api_token = \"s3cret\"");
+    let (broker, cfg) = small(dir.path(), "api", "api_token = \"s3cret\"");
+    let bootstrap = &broker.bootstrap;
     let monitor = Monitor::start(&cfg, "monitor");
     monitor.wait_for("partitions assigned", 30 * SEC);
     let now = wall_now();
     produce(
         &bootstrap,
-        "ticket-events",
+        "api-in",
         &[
             event("ticket.created", "T-late", now - 60_000, CREATED),
             event("ticket.created", "T-soon", now - 5_000, CREATED),
         ],
     );
-    sla_lines(&bootstrap, SEC, |lines| {
+    sla_lines(&bootstrap, "api-sla", SEC, |lines| {
         lines.iter().any(|l| l.contains("sla.breached"))
     });
     let auth = "Authorization: Bearer s3cret\r\n";
@@ -636,4 +648,165 @@ fn the_http_api_shows_tickets_cycles_at_risk_and_policies() {
     assert_eq!(first("breached") + first("on_track"), 2.0, "{metrics}");
     assert!(first("breached") >= 1.0);
     assert_eq!(sum(&metrics, "slawatch_open_tickets", ""), 2.0);
+}
+
+/// Records around Kafka's record size limit: one just under the broker's default
+/// `message.max.bytes` (1 MiB) and, on an input topic that allows them, one of 5 MB and one
+/// with a 2 MB key. Each becomes a `too_large` dead letter that fits the dead-letter topic's
+/// default limit (a 256 KiB prefix, what was cut named in a header), and the monitor carries
+/// on: the ticket after them is monitored and everything is committed.
+#[test]
+fn oversized_records_become_dead_letters_that_fit() {
+    let broker = Broker::shared();
+    let big = [("max.message.bytes", "10000000")];
+    create_topics_with(&broker.bootstrap, &[("huge-in", 1, &big[..])]);
+    create_group_topics(broker, "huge", &[], 1);
+    let padded = |n: usize| format!("{{\"pad\":\"{}\"}}", "x".repeat(n - 10)).into_bytes();
+    let t0 = wall_now();
+    let records: Vec<Rec> = vec![
+        (0, Some(b"under".to_vec()), Some(padded(1_040_000))),
+        (0, Some(b"over".to_vec()), Some(padded(5_000_000))),
+        (0, Some(vec![b'k'; 2_000_000]), Some(padded(300))),
+        event("ticket.created", "T-after", t0 - 60_000, CREATED),
+    ];
+    produce(&broker.bootstrap, "huge-in", &records);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), &broker.bootstrap, "huge", "");
+    let mut monitor = Monitor::start(&cfg, "monitor");
+    let dead = read_topic(&broker.bootstrap, "huge-dead", 2 * SEC, 60 * SEC, |out| out.len() >= 3);
+    assert_eq!(dead.len(), 3, "{}", monitor.log_text());
+    let cut = 256 * 1024;
+    for (i, m) in dead.iter().enumerate() {
+        assert_eq!(header(m, "slawatch.source.offset"), Some(i.to_string()));
+        let (key, value) = (records[i].1.as_deref().unwrap(), records[i].2.as_deref().unwrap());
+        let expected_cut = match i {
+            0 => "value:1040000",
+            1 => "value:5000000",
+            _ => "key:2000000",
+        };
+        assert_eq!(header(m, "slawatch.truncated").as_deref(), Some(expected_cut), "record {i}");
+        assert_eq!(m.payload(), Some(&value[..value.len().min(cut)]), "record {i}");
+        assert_eq!(m.key(), Some(&key[..key.len().min(cut)]), "record {i}");
+    }
+    assert_eq!(header(&dead[0], "slawatch.reason").as_deref(), Some("too_large"));
+    sla_lines(&broker.bootstrap, "huge-sla", SEC, |lines| {
+        lines.iter().any(|l| l.contains("breached:first_response:1:T-after"))
+    });
+    monitor.signal("-TERM");
+    assert!(monitor.wait_exit(15 * SEC).success(), "{}", monitor.log_text());
+    assert_eq!(committed(&broker.bootstrap, "huge", "huge-in", 1), [4]);
+}
+
+/// A dead letter the broker refuses (its topic takes records of at most 1,000 bytes) stops the
+/// monitor with exit code 1 before any offset past the record is committed; once the topic
+/// takes it, a restart delivers the dead letter and goes on.
+#[test]
+fn a_dead_letter_the_broker_refuses_is_never_committed_past() {
+    let broker = Broker::shared();
+    let small_records = [("max.message.bytes", "1000")];
+    create_topics_with(
+        &broker.bootstrap,
+        &[("refused-in", 1, &[][..]), ("refused-sla", 1, &[][..]), ("refused-dead", 1, &small_records[..])],
+    );
+    let t0 = wall_now();
+    produce(
+        &broker.bootstrap,
+        "refused-in",
+        &[
+            event("ticket.created", "T-1", t0, CREATED),
+            event(&"x".repeat(1_500), "T-3", t0, CREATED),
+            event("ticket.created", "T-2", t0, CREATED),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), &broker.bootstrap, "refused", "");
+    let mut first = Monitor::start(&cfg, "first");
+    let status = first.wait_exit(60 * SEC);
+    assert_eq!(status.code(), Some(1), "{}", first.log_text());
+    assert!(first.log_text().contains("output delivery failed"), "{}", first.log_text());
+    let done = committed(&broker.bootstrap, "refused", "refused-in", 1)[0];
+    assert!(done <= 1, "committed {done}, past the record whose dead letter failed");
+
+    alter_topic(&broker.bootstrap, "refused-dead", &[("max.message.bytes", "1048588")]);
+    let _second = Monitor::start(&cfg, "second");
+    let dead = read_topic(&broker.bootstrap, "refused-dead", 2 * SEC, 60 * SEC, |out| !out.is_empty());
+    assert_eq!(dead.len(), 1);
+    assert_eq!(header(&dead[0], "slawatch.source.offset").as_deref(), Some("1"));
+    assert_eq!(header(&dead[0], "slawatch.reason").as_deref(), Some("unknown_type"));
+    sla_lines(&broker.bootstrap, "refused-sla", SEC, |lines| {
+        lines.iter().any(|l| l.contains("T-2"))
+    });
+}
+
+/// A keyless record and a mis-keyed one (produced to a partition its ticket id does not map to
+/// under Kafka's default partitioner) are `misrouted` dead letters; the ticket keeps one set of
+/// SLA events, on the shard that owns it. A record whose key is not the ticket id but which
+/// sits on the ticket's partition is applied (the ticket id comes from the payload).
+#[test]
+fn records_on_another_partition_than_their_ticket_are_misrouted() {
+    let broker = Broker::shared();
+    let input = "route-in";
+    create_group_topics(broker, "route", &[input], 3);
+    let id = "T-owned";
+    let home = partition_of(id, 3);
+    let away = (home + 1) % 3;
+    let t0 = wall_now() - 60_000;
+    let created = event("ticket.created", id, t0, CREATED);
+    let json = |ty: &str, at: i64, rest: &str| event(ty, id, at, rest).2;
+    let records: Vec<Rec> = vec![
+        (home, Some(id.into()), created.2.clone()),
+        (away, None, created.2.clone()),
+        (away, Some(id.into()), json("reply.sent", t0 + 1_000, REPLY)),
+        (home, Some(b"another-key".to_vec()), json("ticket.updated", t0 + 2_000, r#""group":"billing""#)),
+    ];
+    produce(&broker.bootstrap, input, &records);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), &broker.bootstrap, "route", "");
+    let monitor = Monitor::start(&cfg, "monitor");
+    let dead = read_topic(&broker.bootstrap, "route-dead", 2 * SEC, 60 * SEC, |out| out.len() >= 2);
+    let reasons: Vec<(Option<String>, Option<String>)> = dead
+        .iter()
+        .map(|m| (header(m, "slawatch.reason"), header(m, "slawatch.source.partition")))
+        .collect();
+    let misrouted = (Some("misrouted".to_string()), Some(away.to_string()));
+    assert_eq!(reasons, [misrouted.clone(), misrouted], "{}", monitor.log_text());
+    let detail = header(&dead[0], "slawatch.detail").unwrap();
+    assert!(detail.contains(&format!("partition {home}")), "{detail}");
+    let lines = sla_lines(&broker.bootstrap, "route-sla", 2 * SEC, |lines| {
+        lines.iter().any(|l| l.contains("sla.breached"))
+    });
+    let ids: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["breached:first_response:1:T-owned"]);
+    assert!(lines[0].contains("\"group\":\"billing\""), "{}", lines[0]);
+    let metrics = monitor.http_get("/metrics").1;
+    assert_eq!(sum(&metrics, "slawatch_dead_letters_total", r#"reason="misrouted""#), 2.0);
+}
+
+/// The README's first command, for a while: simulated traffic gives SLA events, and a healthy
+/// system logs no WARN or ERROR line; the human format has no colour codes on a file.
+#[test]
+fn the_demo_logs_no_warning_or_error_while_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("demo.log");
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_slawatch"))
+        .args(["run", "--config"])
+        .arg(repo("config/demo.toml"))
+        .env("SLAWATCH__HTTP__LISTEN", "127.0.0.1:0")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(45 * SEC);
+    let _ = std::process::Command::new("kill").args(["-TERM", &demo.id().to_string()]).status();
+    let status = demo.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("sla.breached") && text.contains("sla.fulfilled"), "{text}");
+    let bad: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(bad.is_empty(), "{} WARN or ERROR lines, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file");
 }

@@ -1,4 +1,4 @@
-//! Test harness: a real tansu broker per test, `slawatch run` processes, producing, reading
+//! Test harness: a real Apache Kafka broker (shared by a test binary, or one's own), `slawatch run` processes, producing, reading
 //! topics back, per-partition `replay` expectations, plain HTTP requests, and the Debian
 //! Prometheus tools. Also included by tests/observability.rs and tests/alertmanager.rs.
 
@@ -7,11 +7,11 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -20,25 +20,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// The tansu binary: `SLAWATCH_TANSU`, else `tansu` in ~/.cargo/bin. Missing is a failure, not
-/// a skip: `scripts/setup.sh` installs it.
-fn tansu_binary() -> PathBuf {
-    let path = std::env::var_os("SLAWATCH_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("CARGO_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
-            home.join("bin/tansu")
-        });
-    assert!(
-        path.exists(),
-        "the tansu broker is not installed at {} (run scripts/setup.sh)",
-        path.display()
-    );
-    path
 }
 
 /// A tool of Debian's Prometheus packages (`prometheus`, `promtool`, `prometheus-alertmanager`,
@@ -62,9 +43,12 @@ pub fn http_post(address: &str, path: &str, json: &str) -> (u16, String) {
 }
 
 /// A server process on a free loopback port, with a directory of its own that also holds its
-/// log; killed on drop.
+/// log. It runs under a shell that `kill -9`s it when the shell's standard input closes: on
+/// drop, and when the test process dies however it dies (a server shared by a test binary
+/// lives in a static, which is never dropped).
 pub struct Server {
     child: Child,
+    stdin: Option<ChildStdin>,
     /// `127.0.0.1:PORT`.
     pub address: String,
     pub dir: tempfile::TempDir,
@@ -78,8 +62,7 @@ impl Server {
         args: impl FnOnce(&str, &Path) -> Vec<String>,
         ready: impl Fn(&str) -> bool,
     ) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Server::start_on(&format!("127.0.0.1:{port}"), program, args, ready)
+        Server::start_on(&format!("127.0.0.1:{}", free_port()), program, args, ready)
     }
 
     /// As [`Server::start`], on a given address (a server started again where it was).
@@ -93,17 +76,26 @@ impl Server {
         let address = address.to_string();
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path).unwrap();
-        let child = Command::new(program)
+        let mut child = Command::new("sh")
+            .args(["-c", "\"$@\" & pid=$!\nread -r _\nkill -9 $pid\nwait $pid", "server"])
+            .arg(program)
             .args(args(&address, dir.path()))
+            .stdin(Stdio::piped())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-        let server = Server { child, address, dir };
+        let stdin = child.stdin.take();
+        let server = Server {
+            child,
+            stdin,
+            address,
+            dir,
+        };
         let start = Instant::now();
         while !ready(&server.address) {
             assert!(
-                start.elapsed() < Duration::from_secs(30),
+                start.elapsed() < Duration::from_secs(60),
                 "{} did not get ready on {}:\n{}",
                 program.display(),
                 server.address,
@@ -117,7 +109,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        drop(self.stdin.take());
         let _ = self.child.wait();
     }
 }
@@ -128,31 +120,129 @@ pub fn http_ready(address: &str) -> bool {
     try_request(address, "GET", "/-/ready", "", "").is_ok_and(|(status, _)| status == 200)
 }
 
-/// A tansu broker, memory storage.
+/// The jars of Apache Kafka's broker: `SLAWATCH_KAFKA_LIBS`, else the cache directory
+/// `scripts/setup.sh` fills from Maven Central. Missing is a failure, not a skip.
+fn kafka_libs() -> PathBuf {
+    let path = std::env::var_os("SLAWATCH_KAFKA_LIBS").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/slawatch/kafka/libs"),
+        PathBuf::from,
+    );
+    let has_broker = std::fs::read_dir(&path)
+        .is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("kafka_2.13-")));
+    assert!(
+        has_broker,
+        "Apache Kafka's jars are not in {} (run scripts/setup.sh)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A single-node Apache Kafka broker in KRaft mode (broker and controller in one JVM) on free
+/// loopback ports, its log directory in a temporary directory. Stopped on drop.
 pub struct Broker {
-    server: Server,
+    process: Option<Server>,
     pub bootstrap: String,
+    controller: String,
+    /// Configuration, data and the test's own files.
+    dir: tempfile::TempDir,
 }
 
 impl Broker {
+    /// A broker of one's own: for tests that kill or restart it.
     pub fn start() -> Broker {
-        let server = Server::start(
-            &tansu_binary(),
-            |address, _| {
-                let url = format!("tcp://{address}");
-                let args = ["broker", "--listener-url", &url, "--advertised-listener-url", &url];
-                let storage = ["--storage-engine", "memory://tansu/"];
-                args.iter().chain(&storage).map(|a| a.to_string()).collect()
-            },
-            |address| TcpStream::connect(address).is_ok(),
+        let dir = tempfile::tempdir().unwrap();
+        let (bootstrap, controller) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
         );
-        let bootstrap = server.address.clone();
-        Broker { server, bootstrap }
+        let props = dir.path().join("server.properties");
+        std::fs::write(
+            &props,
+            format!(
+                "process.roles=broker,controller\nnode.id=1\n\
+                 controller.quorum.voters=1@{controller}\n\
+                 listeners=PLAINTEXT://{bootstrap},CONTROLLER://{controller}\n\
+                 advertised.listeners=PLAINTEXT://{bootstrap}\n\
+                 controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 log.dirs={}\n\
+                 num.partitions=1\n\
+                 offsets.topic.replication.factor=1\noffsets.topic.num.partitions=3\n\
+                 transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n\
+                 transaction.state.log.num.partitions=3\n\
+                 share.coordinator.state.topic.replication.factor=1\n\
+                 share.coordinator.state.topic.min.isr=1\n\
+                 group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=1000\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let format = Command::new("java")
+            .arg("-cp")
+            .arg(kafka_libs().join("*"))
+            .args(["kafka.tools.StorageTool", "format", "--cluster-id", "c2xhd2F0Y2gtdGVzdHMtMQ", "--config"])
+            .arg(&props)
+            .output()
+            .expect("running java (Java 17 is on the project's machines)");
+        assert!(
+            format.status.success(),
+            "formatting the KRaft log directory: {}{}",
+            String::from_utf8_lossy(&format.stdout),
+            String::from_utf8_lossy(&format.stderr)
+        );
+        let mut broker = Broker {
+            process: None,
+            bootstrap,
+            controller,
+            dir,
+        };
+        broker.run();
+        broker
+    }
+
+    /// The broker shared by the tests of one test binary, which use topic names of their own.
+    /// Stopped when the test process exits (however it exits).
+    pub fn shared() -> &'static Broker {
+        static SHARED: std::sync::OnceLock<Broker> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Broker::start)
+    }
+
+    /// Starts the JVM on the broker's configuration and waits until it answers metadata
+    /// requests.
+    fn run(&mut self) {
+        let props = self.dir.path().join("server.properties");
+        let bootstrap = self.bootstrap.clone();
+        let server = Server::start_on(
+            &self.controller,
+            Path::new("java"),
+            |_, _| {
+                let classpath = kafka_libs().join("*").display().to_string();
+                let props = props.display().to_string();
+                ["-Xms256m", "-Xmx1g", "-cp", &classpath, "kafka.Kafka", &props].map(String::from).to_vec()
+            },
+            |_| metadata_ready(&bootstrap),
+        );
+        self.process = Some(server);
+    }
+
+    /// `kill -9` of the broker process; its log directory stays.
+    pub fn kill(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts the broker again on the same ports and log directory.
+    pub fn restart(&mut self) {
+        assert!(self.process.is_none(), "kill the broker first");
+        self.run();
     }
 
     /// A directory for the test's files, removed with the broker.
     pub fn dir(&self) -> &Path {
-        self.server.dir.path()
+        self.dir.path()
     }
 
     pub fn create_topics(&self, topics: &[(&str, i32)]) {
@@ -160,11 +250,31 @@ impl Broker {
     }
 }
 
+/// Whether a broker at `bootstrap` answers a metadata request naming at least one broker.
+fn metadata_ready(bootstrap: &str) -> bool {
+    let Ok(consumer) = client(bootstrap).create::<BaseConsumer>() else {
+        return false;
+    };
+    consumer
+        .fetch_metadata(None, Duration::from_millis(500))
+        .is_ok_and(|md| !md.brokers().is_empty())
+}
+
 pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    let with: Vec<(&str, i32, &[(&str, &str)])> = topics.iter().map(|&(name, n)| (name, n, &[][..])).collect();
+    create_topics_with(bootstrap, &with);
+}
+
+/// Creates topics with a partition count and topic configuration each.
+pub fn create_topics_with(bootstrap: &str, topics: &[(&str, i32, &[(&str, &str)])]) {
     let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|&(name, n)| NewTopic::new(name, n, TopicReplication::Fixed(1)))
+        .map(|&(name, n, settings)| {
+            settings
+                .iter()
+                .fold(NewTopic::new(name, n, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v))
+        })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,6 +288,21 @@ pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     }
 }
 
+/// Changes settings of an existing topic.
+pub fn alter_topic(bootstrap: &str, topic: &str, settings: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let alter = settings
+        .iter()
+        .fold(AlterConfig::new(ResourceSpecifier::Topic(topic)), |a, (k, v)| a.set(k, v));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for result in runtime.block_on(admin.alter_configs(&[alter], &AdminOptions::new())).unwrap() {
+        result.unwrap();
+    }
+}
+
 fn client(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
@@ -187,8 +312,14 @@ fn client(bootstrap: &str) -> ClientConfig {
 /// One record to produce: partition, key, value (None: tombstone).
 pub type Rec = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// Produces `records` to `topic` and waits until the broker has them all. Records up to 10 MB
+/// (the topic decides what it takes).
 pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
-    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap).set("linger.ms", "20").create().unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap)
+        .set("linger.ms", "20")
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap();
     for (p, key, value) in records {
         let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(*p);
         if let Some(k) = key {
@@ -232,9 +363,10 @@ pub fn sum(scrape: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
-/// Which of `n` partitions a ticket's events go to in these tests.
+/// Which of `n` partitions a ticket's events go to: Kafka's default partitioner, which
+/// slawatch expects of producers by default.
 pub fn partition_of(ticket_id: &str, n: i32) -> i32 {
-    (xxhash_rust::xxh3::xxh3_64(ticket_id.as_bytes()) % n as u64) as i32
+    slawatch::partitioner::Partitioner::Murmur2.partition(ticket_id.as_bytes(), n)
 }
 
 /// Simulated events: partition, ticket id, JSON.
@@ -340,13 +472,14 @@ pub fn replay_by_partition(config: &Path, events: &[(i32, String, String)], unti
     lines
 }
 
-/// The example configuration with a `[kafka]` section (and `extra` TOML) appended.
+/// The example configuration with a `[kafka]` section (and `extra` TOML) appended: consumer
+/// group `group`, output topics `{group}-sla` and `{group}-dead`.
 pub fn config(dir: &Path, bootstrap: &str, group: &str, inputs: &[&str], extra: &str) -> PathBuf {
     let mut text = std::fs::read_to_string(repo("config/example.toml")).unwrap();
     let inputs: Vec<String> = inputs.iter().map(|t| format!("{t:?}")).collect();
     text.push_str(&format!(
         "\n[kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\ninput_topics = [{}]\n\
-         output_topic = \"sla-events\"\ndead_letter_topic = \"dead-letters\"\n\
+         output_topic = \"{group}-sla\"\ndead_letter_topic = \"{group}-dead\"\n\
          [http]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
         inputs.join(", ")
     ));
@@ -395,8 +528,10 @@ impl Monitor {
         Monitor::start_with(config, name, &[])
     }
 
+    /// Its log is `{config file stem}-{name}.log` beside the configuration.
     pub fn start_with(config: &Path, name: &str, env: &[(&str, &str)]) -> Monitor {
-        let log = config.with_file_name(format!("{name}.log"));
+        let stem = config.file_stem().unwrap().to_string_lossy();
+        let log = config.with_file_name(format!("{stem}-{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_slawatch"))
             .args(["--log-format", "json", "run", "--config"])
             .arg(config)

@@ -1,0 +1,500 @@
+//! The Kafka adapter: client configurations, the consumer loop and its rebalances, the output
+//! and dead-letter records, and the commits.
+//!
+//! One thread polls the group consumer and drives the shards (behind a mutex that only the
+//! rebalance callback, running inside `poll` on the same thread, and the HTTP API's views also
+//! take). Outputs go to an idempotent producer whose own thread handles acknowledgements.
+//! Offsets are committed only after a flush has confirmed every output produced before the
+//! snapshot of positions (docs/ARCHITECTURE.md).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant as WallInstant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHeaders, ToBytes};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use super::probe::Ends;
+use super::shard::Record;
+use super::shards::{Committed, Input, Shards};
+use super::{LiveError, Settings};
+use crate::engine::{DeadLetter, SlaEvent};
+use crate::metrics::{Metrics, SINKS};
+use crate::time::{Instant, wall_now};
+
+/// How often idle partitions re-check the wall clock (SPEC §6: at least every second).
+const TICK: Duration = Duration::from_millis(250);
+/// Longest wait for output acknowledgements before a periodic commit is put off.
+const COMMIT_FLUSH: Duration = Duration::from_millis(500);
+/// Most bytes of an input record's key and of its value a dead letter copies: with the headers,
+/// well within Kafka's default record size limit (1 MiB), so a dead letter always fits.
+const DEAD_LETTER_COPY: usize = 256 * 1024;
+
+/// A client configuration: `defaults`, then the bootstrap servers and the configured
+/// properties (`[kafka.client]`), which may override them, then `forced`, which slawatch relies
+/// on.
+pub fn client_config(
+    bootstrap: &str,
+    client: &BTreeMap<String, String>,
+    defaults: &[(&str, &str)],
+    forced: &[(&str, &str)],
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    let configured = client.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in defaults
+        .iter()
+        .copied()
+        .chain([("bootstrap.servers", bootstrap)])
+        .chain(configured)
+        .chain(forced.iter().copied())
+    {
+        c.set(k, v);
+    }
+    c
+}
+
+/// The group consumer. Offsets are committed by the monitor only; range assignment keeps
+/// co-partitioned topics' partitions of one number on one instance.
+fn consumer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
+    client_config(
+        bootstrap,
+        &s.client,
+        &[("auto.offset.reset", "earliest")],
+        &[
+            ("group.id", &s.group_id),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("partition.assignment.strategy", "range"),
+        ],
+    )
+}
+
+/// The output producer: idempotent, retrying until delivered, keys hashed as the input's
+/// producers do.
+fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
+    client_config(
+        bootstrap,
+        &s.client,
+        &[("linger.ms", "5"), ("partitioner", s.partitioner.librdkafka())],
+        &[("enable.idempotence", "true"), ("message.timeout.ms", "0")],
+    )
+}
+
+/// Produces one record, waiting while the producer's bounded queue is full.
+pub fn send<C, K, P>(producer: &ThreadedProducer<C>, mut record: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
+where
+    C: ProducerContext<DeliveryOpaque = ()>,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Producer side: counts deliveries and remembers the first output that failed for good, which
+/// no commit may pass.
+pub struct Deliveries {
+    failed: Mutex<Option<String>>,
+    metrics: Arc<Metrics>,
+    output_topic: String,
+}
+
+impl Deliveries {
+    fn failed(&self, what: impl FnOnce() -> String) {
+        self.failed.lock().expect("delivery lock").get_or_insert_with(what);
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let topic = match result {
+            Ok(msg) => msg.topic(),
+            Err((_, msg)) => msg.topic(),
+        };
+        let sink = if topic == self.output_topic { SINKS[0] } else { SINKS[1] };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.deliveries.with_label_values(&[sink, outcome]).inc();
+        if let Err((e, msg)) = result {
+            error!(topic = msg.topic(), "output delivery failed: {e}");
+            self.failed(|| format!("to topic {}: {e}", msg.topic()));
+        }
+    }
+}
+
+/// The output producer, counting its deliveries.
+pub fn producer(
+    s: &Settings,
+    bootstrap: &str,
+    metrics: Arc<Metrics>,
+) -> Result<ThreadedProducer<Deliveries>, LiveError> {
+    producer_config(s, bootstrap)
+        .create_with_context(Deliveries {
+            failed: Mutex::default(),
+            metrics,
+            output_topic: s.output_topic.clone(),
+        })
+        .map_err(LiveError::Client)
+}
+
+/// Consumer side: the shards, reached from the loop and from rebalance callbacks, and the
+/// producer their outputs go to.
+pub struct Ctx {
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    shards: Arc<Mutex<Shards>>,
+    producer: ThreadedProducer<Deliveries>,
+    /// Output records are encoded into it (taken only while the shards are locked).
+    buf: Mutex<Vec<u8>>,
+    /// The error that stops the monitor.
+    fatal: Mutex<Option<LiveError>>,
+}
+
+/// The group consumer, driving `shards` and producing their outputs with `producer`.
+pub fn consumer(
+    s: &Arc<Settings>,
+    bootstrap: &str,
+    metrics: Arc<Metrics>,
+    shards: Arc<Mutex<Shards>>,
+    producer: ThreadedProducer<Deliveries>,
+) -> Result<BaseConsumer<Ctx>, LiveError> {
+    let ctx = Ctx {
+        settings: s.clone(),
+        metrics,
+        shards,
+        producer,
+        buf: Mutex::new(Vec::with_capacity(1024)),
+        fatal: Mutex::default(),
+    };
+    consumer_config(s, bootstrap)
+        .create_with_context(ctx)
+        .map_err(LiveError::Client)
+}
+
+impl ClientContext for Ctx {
+    /// librdkafka also reports each end of partition as a global error; it is not one here.
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) | KafkaError::PartitionEOF(_) => debug!("{reason}"),
+            e => error!("librdkafka: {e}: {reason}"),
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let mut shards = self.lock();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = self.assign(&mut shards, consumer, tpl) {
+                    self.fail("rebalance", e);
+                    return;
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    self.fail("rebalance", e.into());
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = tpl.count(), "partitions revoked");
+                let grace = self.settings.shutdown_grace;
+                self.commit(&mut shards, consumer, CommitMode::Sync, grace);
+                for (t, p) in shards.take_paused() {
+                    self.pause(consumer, t, p, false);
+                }
+                if let Err(e) = consumer.unassign() {
+                    warn!("unassigning partitions: {e}");
+                }
+                shards.unassigned();
+            }
+            other => {
+                self.metrics.errors.with_label_values(&["rebalance"]).inc();
+                warn!("rebalance error: {other:?}");
+            }
+        }
+    }
+}
+
+impl Ctx {
+    fn lock(&self) -> MutexGuard<'_, Shards> {
+        self.shards.lock().expect("shard lock")
+    }
+
+    /// Reads the committed offsets of the assigned partitions, hands them to the shards, and
+    /// sets each topic-partition's start to where its shard reads next.
+    fn assign(
+        &self,
+        shards: &mut Shards,
+        consumer: &BaseConsumer<Ctx>,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<(), LiveError> {
+        let committed = consumer.committed_offsets(tpl.clone(), self.settings.shutdown_grace)?;
+        let topics = &self.settings.input_topics;
+        let mut partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let committed: Vec<(i32, Vec<Committed>)> = partitions
+            .iter()
+            .map(|&p| {
+                let by_topic = topics
+                    .iter()
+                    .map(|t| {
+                        let entry = committed.find_partition(t, p);
+                        Committed {
+                            frontier: entry.as_ref().and_then(|e| e.metadata().parse().ok()),
+                            offset: match entry.map(|e| e.offset()) {
+                                Some(Offset::Offset(n)) => n,
+                                _ => 0,
+                            },
+                        }
+                    })
+                    .collect();
+                (p, by_topic)
+            })
+            .collect();
+        for (t, p, next) in shards.assign(&committed) {
+            let topic = &topics[t];
+            if tpl.find_partition(topic, p).is_some() {
+                tpl.set_partition_offset(topic, p, next.map_or(Offset::Beginning, Offset::Offset))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one record; pauses its topic-partition when too many of its events wait.
+    fn record(&self, consumer: &BaseConsumer<Ctx>, msg: &BorrowedMessage<'_>, wall: Instant) {
+        let mut shards = self.lock();
+        let input = Input {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key(),
+            value: msg.payload(),
+            timestamp: msg.timestamp().to_millis(),
+        };
+        if let Some((topic, partition)) = shards.record(&input, wall) {
+            self.pause(consumer, topic, partition, true);
+        }
+        self.send(&mut shards, wall);
+    }
+
+    /// Pauses or resumes fetching one input topic-partition (librdkafka resumes at the last
+    /// record it delivered).
+    fn pause(&self, consumer: &BaseConsumer<Ctx>, topic: usize, partition: i32, pause: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.settings.input_topics[topic], partition);
+        let result = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => debug!(topic = %self.settings.input_topics[topic], partition, pause, "merge back-pressure"),
+            Err(e) => warn!("pausing or resuming a partition: {e}"),
+        }
+    }
+
+    /// Idle step of every shard; resumes the topic-partitions whose merge drained.
+    fn tick(&self, consumer: &BaseConsumer<Ctx>, wall: Instant) {
+        let mut shards = self.lock();
+        for (t, p) in shards.tick(wall) {
+            self.pause(consumer, t, p, false);
+        }
+        self.send(&mut shards, wall);
+    }
+
+    /// Counts an error of `stage` and stops the monitor with it.
+    fn fail(&self, stage: &str, e: LiveError) {
+        self.metrics.errors.with_label_values(&[stage]).inc();
+        self.fatal.lock().expect("fatal lock").get_or_insert(e);
+    }
+
+    /// Hands the outbox to the producer; `now` is the wall clock, for alert latency.
+    fn send(&self, shards: &mut Shards, now: Instant) {
+        let mut guard = self.buf.lock().expect("output buffer lock");
+        let buf: &mut Vec<u8> = &mut guard;
+        let sla = std::mem::take(&mut shards.outbox.sla);
+        for ev in &sla {
+            log_sla(ev);
+            shards.published(ev, now);
+            buf.clear();
+            ev.write_json(buf);
+            let record = BaseRecord::to(&self.settings.output_topic)
+                .key(ev.ticket_id.as_bytes())
+                .payload(buf.strip_suffix(b"\n").unwrap_or(buf));
+            self.produce(record);
+        }
+        shards.outbox.sla = sla;
+        shards.outbox.sla.clear();
+        for dead in std::mem::take(&mut shards.outbox.dead) {
+            self.dead_letter(&dead);
+        }
+    }
+
+    fn dead_letter(&self, dead: &DeadLetter<Record>) {
+        let rec = &dead.payload;
+        let topic = &self.settings.input_topics[rec.topic];
+        warn!(
+            reason = %dead.rejection.reason,
+            topic = %topic,
+            partition = rec.partition,
+            offset = rec.offset,
+            "dead letter: {}",
+            dead.rejection.detail
+        );
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.rejection.reason.as_str()])
+            .inc();
+        let (partition, offset) = (rec.partition.to_string(), rec.offset.to_string());
+        let mut headers = OwnedHeaders::new()
+            .insert(header("slawatch.reason", dead.rejection.reason.as_str()))
+            .insert(header("slawatch.detail", &dead.rejection.detail))
+            .insert(header("slawatch.source.topic", topic))
+            .insert(header("slawatch.source.partition", &partition))
+            .insert(header("slawatch.source.offset", &offset));
+        let cut: Vec<String> = [("key", &rec.key), ("value", &rec.value)]
+            .into_iter()
+            .filter_map(|(what, bytes)| bytes.as_ref().filter(|b| b.len() > DEAD_LETTER_COPY).map(|b| format!("{what}:{}", b.len())))
+            .collect();
+        if !cut.is_empty() {
+            headers = headers.insert(header("slawatch.truncated", &cut.join(",")));
+        }
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.settings.dead_letter_topic).headers(headers);
+        if let Some(key) = &rec.key {
+            record = record.key(prefix(key));
+        }
+        if let Some(value) = &rec.value {
+            record = record.payload(prefix(value));
+        }
+        self.produce(record);
+    }
+
+    /// Hands one output record to the producer. A record it refuses is an output lost: no
+    /// later commit may pass it, and the monitor stops.
+    fn produce(&self, record: BaseRecord<'_, [u8], [u8]>) {
+        let topic = record.topic.to_string();
+        if let Err(e) = send(&self.producer, record) {
+            error!(topic = %topic, "producing an output failed: {e}");
+            let what = format!("to topic {topic}: {e}");
+            self.producer.context().failed(|| what.clone());
+            self.fail("produce", LiveError::Delivery(what));
+        }
+    }
+
+    /// Commits every shard's progress, with its frontier as the offsets' metadata, once all
+    /// outputs produced so far are acknowledged.
+    fn commit(&self, shards: &mut Shards, consumer: &BaseConsumer<Ctx>, mode: CommitMode, wait: Duration) {
+        let progress = shards.progress();
+        if progress.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, positions, frontier) in &progress {
+            for (topic, &offset) in self.settings.input_topics.iter().zip(positions) {
+                let mut e = tpl.add_partition(topic, *p);
+                e.set_offset(Offset::Offset(offset)).expect("a valid offset");
+                e.set_metadata(frontier.to_string());
+            }
+        }
+        if let Err(e) = self.producer.flush(wait) {
+            debug!("outputs not yet acknowledged, commit put off: {e}");
+            return;
+        }
+        if let Some(failed) = self.producer.context().failed.lock().expect("delivery lock").clone() {
+            self.fatal
+                .lock()
+                .expect("fatal lock")
+                .get_or_insert(LiveError::Delivery(failed));
+            return;
+        }
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => shards.mark_committed(progress),
+            Err(e) => {
+                self.metrics.errors.with_label_values(&["commit"]).inc();
+                warn!("committing offsets: {e}");
+            }
+        }
+    }
+}
+
+/// What a dead letter copies of an input record's key or value.
+fn prefix(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().min(DEAD_LETTER_COPY)]
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+fn log_sla(ev: &SlaEvent) {
+    info!(
+        ticket = %ev.ticket_id,
+        clock = %ev.clock.as_str(),
+        cycle = ev.cycle,
+        policy = %ev.policy,
+        priority = %ev.priority.as_str(),
+        at = %crate::time::Rfc3339(ev.at),
+        "{}",
+        ev.kind.as_str()
+    );
+}
+
+/// Consumes until `stop` is set (or `ends` or an output reports a fatal error), then drains and
+/// commits within the shutdown grace period.
+pub fn run(consumer: &BaseConsumer<Ctx>, ends: &Ends, stop: &AtomicBool) -> Result<(), LiveError> {
+    let ctx = consumer.context();
+    let settings = &ctx.settings;
+    let (mut last_tick, mut last_commit) = (WallInstant::now(), WallInstant::now());
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if let Some(e) = ends.fatal.lock().expect("probe lock").take() {
+            break Err(LiveError::Topology(e));
+        }
+        if let Some(e) = ctx.fatal.lock().expect("fatal lock").take() {
+            break Err(e);
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => ctx.record(consumer, &msg, wall_now()),
+            Some(Err(KafkaError::PartitionEOF(p))) => ctx.lock().end_of_partition(p),
+            Some(Err(e)) => {
+                ctx.metrics.errors.with_label_values(&["consume"]).inc();
+                warn!("consumer: {e}");
+            }
+            None => {}
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = WallInstant::now();
+            ctx.tick(consumer, wall_now());
+        }
+        if last_commit.elapsed() >= settings.commit_interval {
+            last_commit = WallInstant::now();
+            ctx.commit(&mut ctx.lock(), consumer, CommitMode::Async, COMMIT_FLUSH);
+        }
+    };
+    info!("stopping: draining outputs and committing");
+    ctx.commit(&mut ctx.lock(), consumer, CommitMode::Sync, settings.shutdown_grace);
+    result
+}
