@@ -114,6 +114,7 @@ pub struct RunSection {
     pub shutdown_grace: String,
     pub caught_up_window: String,
     pub merge_buffer: usize,
+    pub log_sla_events: bool,
 }
 
 impl Default for RunSection {
@@ -123,6 +124,7 @@ impl Default for RunSection {
             shutdown_grace: "10s".into(),
             caught_up_window: "3s".into(),
             merge_buffer: 10_000,
+            log_sla_events: true,
         }
     }
 }
@@ -447,6 +449,7 @@ impl FileConfig {
             shutdown_grace,
             caught_up_window,
             merge_buffer: self.run.merge_buffer,
+            log_sla_events: self.run.log_sla_events,
             http_listen,
             api_token: self.http.api_token.clone().filter(|t| !t.is_empty()),
             catalogue: serde_json::json!({"policies": self.policy, "calendars": self.calendar}),

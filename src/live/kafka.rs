@@ -60,12 +60,15 @@ pub fn client_config(
 }
 
 /// The group consumer. Offsets are committed by the monitor only; range assignment keeps
-/// co-partitioned topics' partitions of one number on one instance.
+/// co-partitioned topics' partitions of one number on one instance. During a catch-up the
+/// prefetch queue is full most of the time, and librdkafka then postpones the next fetch by
+/// `fetch.queue.backoff.ms` (default 1 s), long enough for the loop to drain the queue and
+/// wait: 10 ms keeps it fed (2.4 times the catch-up rate on the benchmark).
 fn consumer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
     client_config(
         bootstrap,
         &s.client,
-        &[("auto.offset.reset", "earliest")],
+        &[("auto.offset.reset", "earliest"), ("fetch.queue.backoff.ms", "10")],
         &[
             ("group.id", &s.group_id),
             ("enable.auto.commit", "false"),
@@ -332,7 +335,9 @@ impl Ctx {
         let buf: &mut Vec<u8> = &mut guard;
         let sla = std::mem::take(&mut shards.outbox.sla);
         for ev in &sla {
-            log_sla(ev);
+            if self.settings.log_sla_events {
+                log_sla(ev);
+            }
             shards.published(ev, now);
             buf.clear();
             ev.write_json(buf);
@@ -485,12 +490,13 @@ pub fn run(consumer: &BaseConsumer<Ctx>, ends: &Ends, stop: &AtomicBool) -> Resu
             }
             None => {}
         }
-        if last_tick.elapsed() >= TICK {
-            last_tick = WallInstant::now();
+        let now = WallInstant::now();
+        if now - last_tick >= TICK {
+            last_tick = now;
             ctx.tick(consumer, wall_now());
         }
-        if last_commit.elapsed() >= settings.commit_interval {
-            last_commit = WallInstant::now();
+        if now - last_commit >= settings.commit_interval {
+            last_commit = now;
             ctx.commit(&mut ctx.lock(), consumer, CommitMode::Async, COMMIT_FLUSH);
         }
     };

@@ -57,6 +57,8 @@ pub struct Settings {
     /// Events of one input topic-partition that may wait in a shard's event-time merge before
     /// its fetching pauses (it resumes at half).
     pub merge_buffer: usize,
+    /// Log one INFO line per published SLA event.
+    pub log_sla_events: bool,
     /// Address of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub http_listen: std::net::SocketAddr,
     /// Bearer token that `/api/*` requests must present, if set.

@@ -408,13 +408,13 @@ fn graceful_shutdown_commits_everything_and_a_restart_adds_nothing_new() {
 /// A configuration for consumer group `group` on topics `{group}-in`, `{group}-sla` and
 /// `{group}-dead` (created with one partition each on a real broker; the mock cluster is given
 /// them by [`mock_cluster`]): first response due 20 s after creation, `idle_grace` 1 s, and
-/// `http` added to the `[http]` section.
-fn small_config(dir: &Path, bootstrap: &str, group: &str, http: &str) -> PathBuf {
+/// `extra` TOML right after the `[http]` header (keys of that section, then other tables).
+fn small_config(dir: &Path, bootstrap: &str, group: &str, extra: &str) -> PathBuf {
     let cfg = dir.join(format!("{group}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "[engine]\nidle_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
+            "[engine]\nidle_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}\n\
              [kafka]\nbrokers = {bootstrap:?}\ngroup_id = {group:?}\ninput_topics = [\"{group}-in\"]\n\
              output_topic = \"{group}-sla\"\ndead_letter_topic = \"{group}-dead\"\n\
              [[policy]]\nname = \"fast\"\n[policy.targets.first_response]\nnormal = \"20s\"\n"
@@ -697,11 +697,12 @@ fn oversized_records_become_dead_letters_that_fit() {
     assert_eq!(committed(&broker.bootstrap, "huge", "huge-in", 1), [4]);
 }
 
-/// A dead letter the broker refuses (its topic takes records of at most 1,000 bytes) stops the
-/// monitor with exit code 1 before any offset past the record is committed; once the topic
-/// takes it, a restart delivers the dead letter and goes on.
+/// A dead letter that cannot be written stops the monitor with exit code 1 before any offset
+/// past its record is committed: refused by the producer itself (its `message.max.bytes`, set
+/// to 2,000 bytes) or by the broker (the dead-letter topic takes records of at most 1,000
+/// bytes). Once the topic takes it, a restart delivers the dead letter and goes on.
 #[test]
-fn a_dead_letter_the_broker_refuses_is_never_committed_past() {
+fn a_dead_letter_that_cannot_be_written_is_never_committed_past() {
     let broker = Broker::shared();
     let small_records = [("max.message.bytes", "1000")];
     create_topics_with(
@@ -714,21 +715,26 @@ fn a_dead_letter_the_broker_refuses_is_never_committed_past() {
         "refused-in",
         &[
             event("ticket.created", "T-1", t0, CREATED),
-            event(&"x".repeat(1_500), "T-3", t0, CREATED),
+            event(&"x".repeat(2_500), "T-3", t0, CREATED),
             event("ticket.created", "T-2", t0, CREATED),
         ],
     );
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), &broker.bootstrap, "refused", "");
-    let mut first = Monitor::start(&cfg, "first");
-    let status = first.wait_exit(60 * SEC);
-    assert_eq!(status.code(), Some(1), "{}", first.log_text());
-    assert!(first.log_text().contains("output delivery failed"), "{}", first.log_text());
-    let done = committed(&broker.bootstrap, "refused", "refused-in", 1)[0];
-    assert!(done <= 1, "committed {done}, past the record whose dead letter failed");
+    let producer_limit = "[kafka.client]\n\"message.max.bytes\" = \"2000\"";
+    for (name, extra) in [("by-producer", producer_limit), ("by-broker", "")] {
+        let cfg = small_config(dir.path(), &broker.bootstrap, "refused", extra);
+        let mut monitor = Monitor::start(&cfg, name);
+        let status = monitor.wait_exit(60 * SEC);
+        let log = monitor.log_text();
+        assert_eq!(status.code(), Some(1), "{name}: {log}");
+        assert!(log.contains("failed"), "{name}: {log}");
+        let done = committed(&broker.bootstrap, "refused", "refused-in", 1)[0];
+        assert!(done <= 1, "{name}: committed {done}, past the record whose dead letter failed");
+    }
 
     alter_topic(&broker.bootstrap, "refused-dead", &[("max.message.bytes", "1048588")]);
-    let _second = Monitor::start(&cfg, "second");
+    let cfg = small_config(dir.path(), &broker.bootstrap, "refused", "");
+    let _monitor = Monitor::start(&cfg, "after");
     let dead = read_topic(&broker.bootstrap, "refused-dead", 2 * SEC, 60 * SEC, |out| !out.is_empty());
     assert_eq!(dead.len(), 1);
     assert_eq!(header(&dead[0], "slawatch.source.offset").as_deref(), Some("1"));
