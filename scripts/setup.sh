@@ -36,6 +36,6 @@ if [[ -f "$kafka_dir/kafka_2.13-$kafka_version.jar" ]]; then
 else
     echo "setup: copying Apache Kafka $kafka_version from Maven Central into $kafka_dir"
     rm -rf "$kafka_dir"
-    mvn -q -B -f scripts/kafka/pom.xml dependency:copy-dependencies \
+    mvn -q -B -Dstyle.color=never -f scripts/kafka/pom.xml dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$kafka_dir"
 fi
