@@ -377,7 +377,12 @@ impl Ctx {
             .insert(header("slawatch.source.offset", &offset));
         let cut: Vec<String> = [("key", &rec.key), ("value", &rec.value)]
             .into_iter()
-            .filter_map(|(what, bytes)| bytes.as_ref().filter(|b| b.len() > DEAD_LETTER_COPY).map(|b| format!("{what}:{}", b.len())))
+            .filter_map(|(what, bytes)| {
+                bytes
+                    .as_ref()
+                    .filter(|b| b.len() > DEAD_LETTER_COPY)
+                    .map(|b| format!("{what}:{}", b.len()))
+            })
             .collect();
         if !cut.is_empty() {
             headers = headers.insert(header("slawatch.truncated", &cut.join(",")));

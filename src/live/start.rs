@@ -79,7 +79,14 @@ fn monitor(
     let partitions = probe::partition_counts(&probe_check, &settings.input_topics)?;
     drop(probe_check);
     let ends = Arc::new(Ends::default());
-    let shards = Shards::new(settings.clone(), rules, metrics.clone(), ends.clone(), partitions as i32, notifier);
+    let shards = Shards::new(
+        settings.clone(),
+        rules,
+        metrics.clone(),
+        ends.clone(),
+        partitions as i32,
+        notifier,
+    );
     let shards = Arc::new(Mutex::new(shards));
     let api = Arc::new(View(shards.clone()));
     let token = settings.api_token.as_deref();

@@ -191,7 +191,7 @@ impl AlertmanagerSection {
             }
             targets.push(target);
         }
-        for (label, _) in &self.labels {
+        for label in self.labels.keys() {
             let valid = label.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use slawatch::time::wall_now;
 use slawatch::time::Rfc3339;
+use slawatch::time::wall_now;
 use support::*;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -263,7 +263,13 @@ fn two_topics(broker: &Broker, group: &str, extra: &str) -> (PathBuf, Events) {
     let (created, activity): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.2.contains("ticket.created"));
     produce(&broker.bootstrap, &activity_topic, &as_records(&activity));
     produce(&broker.bootstrap, &tickets, &as_records(&created));
-    let cfg = config(broker.dir(), &broker.bootstrap, group, &[&tickets, &activity_topic], extra);
+    let cfg = config(
+        broker.dir(),
+        &broker.bootstrap,
+        group,
+        &[&tickets, &activity_topic],
+        extra,
+    );
     (cfg, events)
 }
 
@@ -290,12 +296,21 @@ fn input_topics_with_different_partition_counts_are_refused() {
     let broker = Broker::shared();
     broker.create_topics(&[("mismatch-a", 2), ("mismatch-b", 3)]);
     create_group_topics(broker, "mismatch", &[], 1);
-    let cfg = config(broker.dir(), &broker.bootstrap, "mismatch", &["mismatch-a", "mismatch-b"], "");
+    let cfg = config(
+        broker.dir(),
+        &broker.bootstrap,
+        "mismatch",
+        &["mismatch-a", "mismatch-b"],
+        "",
+    );
     let mut monitor = Monitor::start(&cfg, "monitor");
     let status = monitor.wait_exit(30 * SEC);
     assert_eq!(status.code(), Some(2));
     let log = monitor.log_text();
-    assert!(log.contains("co-partitioned") && log.contains("mismatch-a: 2, mismatch-b: 3"), "{log}");
+    assert!(
+        log.contains("co-partitioned") && log.contains("mismatch-a: 2, mismatch-b: 3"),
+        "{log}"
+    );
 }
 
 /// Waits until `group` has committed something on `topic`, then returns the sum.
@@ -520,23 +535,23 @@ fn a_restart_remembers_the_breaches_the_clock_fired() {
     let mut first = Monitor::start(&cfg, "first");
     let t0 = wall_now() - 60_000;
     produce(
-        &bootstrap,
+        bootstrap,
         "remember-in",
         &[event("ticket.created", "T-late", t0, CREATED)],
     );
-    sla_lines(&bootstrap, "remember-sla", SEC, |lines| {
+    sla_lines(bootstrap, "remember-sla", SEC, |lines| {
         lines.iter().any(|l| l.contains("sla.breached"))
     });
     first.signal("-TERM");
     assert!(first.wait_exit(15 * SEC).success(), "{}", first.log_text());
 
     produce(
-        &bootstrap,
+        bootstrap,
         "remember-in",
         &[event("reply.sent", "T-late", t0 + 10_000, REPLY)],
     );
     let second = Monitor::start(&cfg, "second");
-    let lines = sla_lines(&bootstrap, "remember-sla", 3 * SEC, |lines| {
+    let lines = sla_lines(bootstrap, "remember-sla", 3 * SEC, |lines| {
         lines.iter().any(|l| l.contains("sla.fulfilled"))
     });
     let kinds: Vec<&str> = lines.iter().map(|l| l.split('"').nth(3).unwrap()).collect();
@@ -566,14 +581,14 @@ fn the_http_api_shows_tickets_cycles_at_risk_and_policies() {
     monitor.wait_for("partitions assigned", 30 * SEC);
     let now = wall_now();
     produce(
-        &bootstrap,
+        bootstrap,
         "api-in",
         &[
             event("ticket.created", "T-late", now - 60_000, CREATED),
             event("ticket.created", "T-soon", now - 5_000, CREATED),
         ],
     );
-    sla_lines(&bootstrap, "api-sla", SEC, |lines| {
+    sla_lines(bootstrap, "api-sla", SEC, |lines| {
         lines.iter().any(|l| l.contains("sla.breached"))
     });
     let auth = "Authorization: Bearer s3cret\r\n";
@@ -684,7 +699,11 @@ fn oversized_records_become_dead_letters_that_fit() {
             1 => "value:5000000",
             _ => "key:2000000",
         };
-        assert_eq!(header(m, "slawatch.truncated").as_deref(), Some(expected_cut), "record {i}");
+        assert_eq!(
+            header(m, "slawatch.truncated").as_deref(),
+            Some(expected_cut),
+            "record {i}"
+        );
         assert_eq!(m.payload(), Some(&value[..value.len().min(cut)]), "record {i}");
         assert_eq!(m.key(), Some(&key[..key.len().min(cut)]), "record {i}");
     }
@@ -707,7 +726,11 @@ fn a_dead_letter_that_cannot_be_written_is_never_committed_past() {
     let small_records = [("max.message.bytes", "1000")];
     create_topics_with(
         &broker.bootstrap,
-        &[("refused-in", 1, &[][..]), ("refused-sla", 1, &[][..]), ("refused-dead", 1, &small_records[..])],
+        &[
+            ("refused-in", 1, &[][..]),
+            ("refused-sla", 1, &[][..]),
+            ("refused-dead", 1, &small_records[..]),
+        ],
     );
     let t0 = wall_now();
     produce(
@@ -729,13 +752,18 @@ fn a_dead_letter_that_cannot_be_written_is_never_committed_past() {
         assert_eq!(status.code(), Some(1), "{name}: {log}");
         assert!(log.contains("failed"), "{name}: {log}");
         let done = committed(&broker.bootstrap, "refused", "refused-in", 1)[0];
-        assert!(done <= 1, "{name}: committed {done}, past the record whose dead letter failed");
+        assert!(
+            done <= 1,
+            "{name}: committed {done}, past the record whose dead letter failed"
+        );
     }
 
     alter_topic(&broker.bootstrap, "refused-dead", &[("max.message.bytes", "1048588")]);
     let cfg = small_config(dir.path(), &broker.bootstrap, "refused", "");
     let _monitor = Monitor::start(&cfg, "after");
-    let dead = read_topic(&broker.bootstrap, "refused-dead", 2 * SEC, 60 * SEC, |out| !out.is_empty());
+    let dead = read_topic(&broker.bootstrap, "refused-dead", 2 * SEC, 60 * SEC, |out| {
+        !out.is_empty()
+    });
     assert_eq!(dead.len(), 1);
     assert_eq!(header(&dead[0], "slawatch.source.offset").as_deref(), Some("1"));
     assert_eq!(header(&dead[0], "slawatch.reason").as_deref(), Some("unknown_type"));
@@ -763,7 +791,11 @@ fn records_on_another_partition_than_their_ticket_are_misrouted() {
         (home, Some(id.into()), created.2.clone()),
         (away, None, created.2.clone()),
         (away, Some(id.into()), json("reply.sent", t0 + 1_000, REPLY)),
-        (home, Some(b"another-key".to_vec()), json("ticket.updated", t0 + 2_000, r#""group":"billing""#)),
+        (
+            home,
+            Some(b"another-key".to_vec()),
+            json("ticket.updated", t0 + 2_000, r#""group":"billing""#),
+        ),
     ];
     produce(&broker.bootstrap, input, &records);
     let dir = tempfile::tempdir().unwrap();
@@ -783,12 +815,20 @@ fn records_on_another_partition_than_their_ticket_are_misrouted() {
     });
     let ids: Vec<String> = lines
         .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(ids, ["breached:first_response:1:T-owned"]);
     assert!(lines[0].contains("\"group\":\"billing\""), "{}", lines[0]);
     let metrics = monitor.http_get("/metrics").1;
-    assert_eq!(sum(&metrics, "slawatch_dead_letters_total", r#"reason="misrouted""#), 2.0);
+    assert_eq!(
+        sum(&metrics, "slawatch_dead_letters_total", r#"reason="misrouted""#),
+        2.0
+    );
 }
 
 /// The README's first command, for a while: simulated traffic gives SLA events, and a healthy
@@ -807,12 +847,51 @@ fn the_demo_logs_no_warning_or_error_while_healthy() {
         .spawn()
         .unwrap();
     std::thread::sleep(45 * SEC);
-    let _ = std::process::Command::new("kill").args(["-TERM", &demo.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status();
     let status = demo.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{text}");
-    assert!(text.contains("sla.breached") && text.contains("sla.fulfilled"), "{text}");
-    let bad: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
-    assert!(bad.is_empty(), "{} WARN or ERROR lines, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    assert!(
+        text.contains("sla.breached") && text.contains("sla.fulfilled"),
+        "{text}"
+    );
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} WARN or ERROR lines, e.g. {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
     assert!(!text.contains('\u{1b}'), "colour codes in a log file");
+}
+
+/// `kill -9` of the broker while the monitor works through a backlog, then a start on the same
+/// log directory: the monitor reconnects by itself and publishes every SLA event of `replay`
+/// (by id: outputs produced after the last commit may be published twice, at least once).
+#[test]
+fn a_broker_killed_and_restarted_loses_nothing() {
+    let mut broker = Broker::start();
+    create_group_topics(&broker, "bounce", &["bounce-in"], 3);
+    let events = simulated(8, 40_000, 3);
+    produce(&broker.bootstrap, "bounce-in", &as_records(&events));
+    let cfg = config(broker.dir(), &broker.bootstrap, "bounce", &["bounce-in"], "");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let mut monitor = Monitor::start(&cfg, "monitor");
+    let done = first_commit(&broker.bootstrap, "bounce", "bounce-in", 3);
+    broker.kill();
+    assert!(
+        done < events.len() as i64,
+        "the kill came after everything was read ({done} of {}); the test needs more data",
+        events.len()
+    );
+    std::thread::sleep(5 * SEC);
+    broker.restart();
+    let lines = read_sla(&broker.bootstrap, "bounce-sla", expected.len());
+    assert_same(&by_id(lines), &expected);
+    assert!(monitor.child.try_wait().unwrap().is_none(), "{}", monitor.log_text());
 }

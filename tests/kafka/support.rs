@@ -127,8 +127,10 @@ fn kafka_libs() -> PathBuf {
         || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/slawatch/kafka/libs"),
         PathBuf::from,
     );
-    let has_broker = std::fs::read_dir(&path)
-        .is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("kafka_2.13-")));
+    let has_broker = std::fs::read_dir(&path).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("kafka_2.13-"))
+    });
     assert!(
         has_broker,
         "Apache Kafka's jars are not in {} (run scripts/setup.sh)",
@@ -184,7 +186,13 @@ impl Broker {
         let format = Command::new("java")
             .arg("-cp")
             .arg(kafka_libs().join("*"))
-            .args(["kafka.tools.StorageTool", "format", "--cluster-id", "c2xhd2F0Y2gtdGVzdHMtMQ", "--config"])
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                "c2xhd2F0Y2gtdGVzdHMtMQ",
+                "--config",
+            ])
             .arg(&props)
             .output()
             .expect("running java (Java 17 is on the project's machines)");
@@ -222,7 +230,9 @@ impl Broker {
             |_, _| {
                 let classpath = kafka_libs().join("*").display().to_string();
                 let props = props.display().to_string();
-                ["-Xms256m", "-Xmx1g", "-cp", &classpath, "kafka.Kafka", &props].map(String::from).to_vec()
+                ["-Xms256m", "-Xmx1g", "-cp", &classpath, "kafka.Kafka", &props]
+                    .map(String::from)
+                    .to_vec()
             },
             |_| metadata_ready(&bootstrap),
         );
@@ -260,20 +270,25 @@ fn metadata_ready(bootstrap: &str) -> bool {
         .is_ok_and(|md| !md.brokers().is_empty())
 }
 
+/// A topic to create: name, partitions and topic configuration.
+pub type NewTopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+
 pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
-    let with: Vec<(&str, i32, &[(&str, &str)])> = topics.iter().map(|&(name, n)| (name, n, &[][..])).collect();
+    let with: Vec<NewTopicSpec<'_>> = topics.iter().map(|&(name, n)| (name, n, &[][..])).collect();
     create_topics_with(bootstrap, &with);
 }
 
 /// Creates topics with a partition count and topic configuration each.
-pub fn create_topics_with(bootstrap: &str, topics: &[(&str, i32, &[(&str, &str)])]) {
+pub fn create_topics_with(bootstrap: &str, topics: &[NewTopicSpec<'_>]) {
     let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|&(name, n, settings)| {
             settings
                 .iter()
-                .fold(NewTopic::new(name, n, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v))
+                .fold(NewTopic::new(name, n, TopicReplication::Fixed(1)), |t, (k, v)| {
+                    t.set(k, v)
+                })
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -293,12 +308,17 @@ pub fn alter_topic(bootstrap: &str, topic: &str, settings: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
     let alter = settings
         .iter()
-        .fold(AlterConfig::new(ResourceSpecifier::Topic(topic)), |a, (k, v)| a.set(k, v));
+        .fold(AlterConfig::new(ResourceSpecifier::Topic(topic)), |a, (k, v)| {
+            a.set(k, v)
+        });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    for result in runtime.block_on(admin.alter_configs(&[alter], &AdminOptions::new())).unwrap() {
+    for result in runtime
+        .block_on(admin.alter_configs(&[alter], &AdminOptions::new()))
+        .unwrap()
+    {
         result.unwrap();
     }
 }
@@ -351,7 +371,8 @@ pub fn event(ty: &str, id: &str, at: i64, rest: &str) -> Rec {
     (0, Some(id.as_bytes().to_vec()), Some(json.into_bytes()))
 }
 
-pub const CREATED: &str = r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
+pub const CREATED: &str =
+    r#""priority":"normal","channel":"email","kind":"request","status":"new","opened_by":"customer""#;
 pub const REPLY: &str = r#""author":"agent","public":true"#;
 
 /// The sum of the samples of `name` whose labels contain `label`, in a Prometheus text scrape.
@@ -614,17 +635,10 @@ pub fn http_get(address: &str, path: &str, headers: &str) -> (u16, String) {
 }
 
 fn request(address: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    try_request(address, method, path, headers, body)
-        .unwrap_or_else(|e| panic!("{method} {path} on {address}: {e}"))
+    try_request(address, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path} on {address}: {e}"))
 }
 
-fn try_request(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &str,
-    body: &str,
-) -> std::io::Result<(u16, String)> {
+fn try_request(address: &str, method: &str, path: &str, headers: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(address)?;
     write!(
         stream,
@@ -634,7 +648,11 @@ fn try_request(
     stream.read_to_string(&mut response)?;
     let malformed = || std::io::Error::other(format!("malformed response: {response:?}"));
     let (head, body) = response.split_once("\r\n\r\n").ok_or_else(malformed)?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(malformed)?;
     Ok((status, body.to_string()))
 }
 
@@ -645,7 +663,18 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let c = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    // A broker just started may not have loaded the group's coordinator yet: ask again.
+    let start = Instant::now();
+    let c = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(c) => break c,
+            Err(e) if start.elapsed() < Duration::from_secs(30) => {
+                eprintln!("committed offsets of {group}: {e}; asking again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("committed offsets of {group}: {e}"),
+        }
+    };
     (0..partitions)
         .map(|p| match c.find_partition(topic, p).unwrap().offset() {
             Offset::Offset(n) => n,
