@@ -42,6 +42,11 @@ pub fn http_post(address: &str, path: &str, json: &str) -> (u16, String) {
     request(address, "POST", path, &headers, json)
 }
 
+/// The shell a server runs under: it `kill -9`s the server when its standard input closes, then
+/// removes the directories named on the lines of that input.
+const WRAPPER: &str = "\"$@\" & pid=$!\nremove=$(cat)\nkill -9 $pid\nwait $pid\n\
+                       printf '%s\\n' \"$remove\" | while read -r dir; do [ -n \"$dir\" ] && rm -rf -- \"$dir\"; done";
+
 /// A server process on a free loopback port, with a directory of its own that also holds its
 /// log. It runs under a shell that `kill -9`s it when the shell's standard input closes: on
 /// drop, and when the test process dies however it dies (a server shared by a test binary
@@ -77,7 +82,7 @@ impl Server {
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path).unwrap();
         let mut child = Command::new("sh")
-            .args(["-c", "\"$@\" & pid=$!\nread -r _\nkill -9 $pid\nwait $pid", "server"])
+            .args(["-c", WRAPPER, "server"])
             .arg(program)
             .args(args(&address, dir.path()))
             .stdin(Stdio::piped())
@@ -104,6 +109,13 @@ impl Server {
             std::thread::sleep(Duration::from_millis(100));
         }
         server
+    }
+
+    /// Once the server is gone, its directory and `dir` are removed too (for servers in a
+    /// static, whose temporary directories are never dropped).
+    fn remove_on_exit(&mut self, dir: &Path) {
+        let stdin = self.stdin.as_mut().expect("the server runs");
+        writeln!(stdin, "{}\n{}", self.dir.path().display(), dir.display()).unwrap();
     }
 }
 
@@ -213,10 +225,15 @@ impl Broker {
     }
 
     /// The broker shared by the tests of one test binary, which use topic names of their own.
-    /// Stopped when the test process exits (however it exits).
+    /// Stopped, and its directory removed, when the test process exits (however it exits).
     pub fn shared() -> &'static Broker {
         static SHARED: std::sync::OnceLock<Broker> = std::sync::OnceLock::new();
-        SHARED.get_or_init(Broker::start)
+        SHARED.get_or_init(|| {
+            let mut broker = Broker::start();
+            let dir = broker.dir.path().to_path_buf();
+            broker.process.as_mut().expect("started").remove_on_exit(&dir);
+            broker
+        })
     }
 
     /// Starts the JVM on the broker's configuration and waits until it answers metadata
