@@ -89,9 +89,12 @@ pub fn partition_counts(client: &BaseConsumer, topics: &[String]) -> Result<usiz
     Ok(first)
 }
 
+/// Starts the probe thread. `partitions` is the input topics' partition count at start: shards
+/// own tickets by it, so a change (partitions added to every topic) stops the monitor too.
 pub fn spawn(
     config: &ClientConfig,
     topics: Vec<String>,
+    partitions: usize,
     ends: Arc<Ends>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, rdkafka::error::KafkaError> {
@@ -121,6 +124,12 @@ pub fn spawn(
                             *ends.fatal.lock().expect("probe lock") = Some(e.to_string());
                         }
                         Err(e) => debug!("{e}"),
+                        Ok(n) if n != partitions => {
+                            *ends.fatal.lock().expect("probe lock") = Some(format!(
+                                "the input topics now have {n} partitions, not {partitions}: tickets \
+                                 belong to partitions by that count, restart slawatch"
+                            ));
+                        }
                         Ok(_) => {}
                     }
                 }

@@ -93,8 +93,14 @@ fn monitor(
     let (_, http) = crate::http::spawn(settings.http_listen, metrics.clone(), api, token, stop.clone())
         .map_err(|e| LiveError::Http(settings.http_listen, e))?;
     let consumer = kafka::consumer(&settings, bootstrap, metrics, shards, producer)?;
-    let probe = probe::spawn(&probe_client, settings.input_topics.clone(), ends.clone(), stop.clone())
-        .map_err(LiveError::Client)?;
+    let probe = probe::spawn(
+        &probe_client,
+        settings.input_topics.clone(),
+        partitions,
+        ends.clone(),
+        stop.clone(),
+    )
+    .map_err(LiveError::Client)?;
     let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     info!(topics = ?topics, partitions, group = %settings.group_id, "consuming");

@@ -313,6 +313,23 @@ fn input_topics_with_different_partition_counts_are_refused() {
     );
 }
 
+/// Partitions added to the input topic change which partition each ticket belongs to: the
+/// monitor stops (exit code 2) rather than judge records by the old count.
+#[test]
+fn partitions_added_to_the_input_stop_the_monitor() {
+    let broker = Broker::shared();
+    create_group_topics(broker, "grown", &["grown-in"], 1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), &broker.bootstrap, "grown", "");
+    let mut monitor = Monitor::start(&cfg, "monitor");
+    monitor.wait_for("partitions assigned", 30 * SEC);
+    add_partitions(&broker.bootstrap, "grown-in", 2);
+    let status = monitor.wait_exit(30 * SEC);
+    let log = monitor.log_text();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("now have 2 partitions, not 1"), "{log}");
+}
+
 /// Waits until `group` has committed something on `topic`, then returns the sum.
 fn first_commit(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
     for _ in 0..600 {

@@ -11,7 +11,9 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -308,14 +310,25 @@ pub fn create_topics_with(bootstrap: &str, topics: &[NewTopicSpec<'_>]) {
                 })
         })
         .collect();
+    for result in block_on(admin.create_topics(&new, &AdminOptions::new())).unwrap() {
+        result.unwrap();
+    }
+}
+
+/// Waits for an admin request.
+fn block_on<F: std::future::Future>(request: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    for result in runtime
-        .block_on(admin.create_topics(&new, &AdminOptions::new()))
-        .unwrap()
-    {
+    runtime.block_on(request)
+}
+
+/// Gives `topic` `partitions` partitions in all.
+pub fn add_partitions(bootstrap: &str, topic: &str, partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let new = NewPartitions::new(topic, partitions);
+    for result in block_on(admin.create_partitions(&[new], &AdminOptions::new())).unwrap() {
         result.unwrap();
     }
 }
@@ -328,14 +341,7 @@ pub fn alter_topic(bootstrap: &str, topic: &str, settings: &[(&str, &str)]) {
         .fold(AlterConfig::new(ResourceSpecifier::Topic(topic)), |a, (k, v)| {
             a.set(k, v)
         });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for result in runtime
-        .block_on(admin.alter_configs(&[alter], &AdminOptions::new()))
-        .unwrap()
-    {
+    for result in block_on(admin.alter_configs(&[alter], &AdminOptions::new())).unwrap() {
         result.unwrap();
     }
 }
