@@ -316,8 +316,14 @@ impl Ctx {
 
     /// Idle step of every shard; resumes the topic-partitions whose merge drained.
     fn tick(&self, consumer: &BaseConsumer<Ctx>, wall: Instant) {
+        let positions = consumer.position().unwrap_or_default();
+        let topics = &self.settings.input_topics;
+        let position = |t: usize, p: i32| match positions.find_partition(&topics[t], p)?.offset() {
+            Offset::Offset(n) => Some(n),
+            _ => None,
+        };
         let mut shards = self.lock();
-        for (t, p) in shards.tick(wall) {
+        for (t, p) in shards.tick(wall, position) {
             self.pause(consumer, t, p, false);
         }
         self.send(&mut shards, wall);

@@ -199,7 +199,9 @@ impl Shards {
 
     /// Idle step of every shard, then the partition metrics and merge back-pressure: returns
     /// the paused topic-partitions whose merge is down to half of `merge_buffer`, to resume.
-    pub fn tick(&mut self, wall: Instant) -> Vec<(usize, i32)> {
+    /// `position(topic, partition)` is the consumer's read position, if known: past the
+    /// records delivered and past transaction markers, which are never delivered.
+    pub fn tick(&mut self, wall: Instant, position: impl Fn(usize, i32) -> Option<i64>) -> Vec<(usize, i32)> {
         // A partition counts as caught up only after the consumer delivered its end-of-partition
         // event, with no record since (librdkafka queues it after the last record fetched), and
         // a recent `ListOffsets` answer agrees (the broker is reachable and the end recent).
@@ -210,10 +212,11 @@ impl Shards {
             let partition = p.to_string();
             let ends: Vec<bool> = (0..topics.len())
                 .map(|t| {
-                    let caught_up = self.at_eof.contains(&(t, p)) && self.ends.at_end(t, p, shard.next(t), window);
+                    let next = position(t, p).or(shard.next(t));
+                    let caught_up = self.at_eof.contains(&(t, p)) && self.ends.at_end(t, p, next, window);
                     let labels = [topics[t].as_str(), &partition];
                     m.caught_up.with_label_values(&labels).set(i64::from(caught_up));
-                    if let Some(lag) = self.ends.lag(t, p, shard.next(t)) {
+                    if let Some(lag) = self.ends.lag(t, p, next) {
                         m.consumer_lag.with_label_values(&labels).set(lag);
                     }
                     caught_up

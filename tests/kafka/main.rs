@@ -912,3 +912,38 @@ fn a_broker_killed_and_restarted_loses_nothing() {
     assert_same(&by_id(lines), &expected);
     assert!(monitor.child.try_wait().unwrap().is_none(), "{}", monitor.log_text());
 }
+
+/// Input written in a transaction ends with a commit marker, which takes an offset of its own:
+/// the partition still counts as read to its end, so the wall clock moves the frontier and the
+/// ticket's breach fires without waiting for another record.
+#[test]
+fn a_partition_whose_last_records_were_written_in_a_transaction_is_caught_up() {
+    let broker = Broker::shared();
+    create_group_topics(broker, "txn", &["txn-in"], 1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), &broker.bootstrap, "txn", "");
+    let monitor = Monitor::start(&cfg, "monitor");
+    monitor.wait_for("partitions assigned", 30 * SEC);
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("transactional.id", "txn-test")
+        .create()
+        .unwrap();
+    use rdkafka::producer::Producer;
+    producer.init_transactions(10 * SEC).unwrap();
+    producer.begin_transaction().unwrap();
+    let (_, key, value) = event("ticket.created", "T-txn", wall_now() - 60_000, CREATED);
+    let record = rdkafka::producer::BaseRecord::to("txn-in")
+        .key(key.as_deref().unwrap())
+        .payload(value.as_deref().unwrap());
+    producer.send(record).map_err(|(e, _)| e).unwrap();
+    producer.commit_transaction(10 * SEC).unwrap();
+    let lines = sla_lines(&broker.bootstrap, "txn-sla", SEC, |lines| {
+        lines.iter().any(|l| l.contains("sla.breached"))
+    });
+    assert!(
+        lines.iter().any(|l| l.contains("breached:first_response:1:T-txn")),
+        "{}",
+        monitor.log_text()
+    );
+}
