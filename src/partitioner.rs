@@ -174,26 +174,25 @@ mod tests {
     }
 
     #[test]
-    fn murmur2_matches_librdkafka_unittest() {
-        // confluentinc/librdkafka src/rdmurmur2.c, unittest_murmur2 (java_murmur2_results).
-        let expected: [u32; 11] = [
+    fn murmur2_and_fnv1a_match_librdkafka_unittests() {
+        // confluentinc/librdkafka src/rdmurmur2.c, unittest_murmur2 (java_murmur2_results), and
+        // src/rdfnv1a.c, unittest_fnv1a (golang_hashfnv_results).
+        let murmur2_expected = [
             0xd067cf64, 0x8f552b0c, 0x9fc97b14, 0xe7c009ca, 0x873930da, 0x5a4b5ca1, 0x78424f1c, 0x4a62b377, 0xe0e4e09e,
             0x62b8b43f, 0x106e08d9,
         ];
-        for (key, expected) in RD_UNITTEST_KEYS.iter().zip(expected) {
-            assert_eq!(murmur2(key.as_bytes()), expected, "{key:?}");
-        }
-    }
-
-    #[test]
-    fn fnv1a_matches_librdkafka_unittest() {
-        // confluentinc/librdkafka src/rdfnv1a.c, unittest_fnv1a (golang_hashfnv_results).
-        let expected: [u32; 11] = [
+        let fnv1a_expected = [
             0x0d33c4e1, 0x77a58295, 0x023bdd03, 0x2dea3cd2, 0x740fa83e, 0x310ca263, 0x65cbd69c, 0x6e49c79a, 0x69eed356,
             0x6abcc023, 0x7ee3623b,
         ];
-        for (key, expected) in RD_UNITTEST_KEYS.iter().zip(expected) {
-            assert_eq!(rd_fnv1a(key.as_bytes()), expected, "{key:?}");
+        let hashes: [(&str, fn(&[u8]) -> u32, [u32; 11]); 2] = [
+            ("murmur2", murmur2, murmur2_expected),
+            ("fnv1a", rd_fnv1a, fnv1a_expected),
+        ];
+        for (name, hash, expected) in hashes {
+            for (key, expected) in RD_UNITTEST_KEYS.iter().zip(expected) {
+                assert_eq!(hash(key.as_bytes()), expected, "{name} of {key:?}");
+            }
         }
     }
 

@@ -32,9 +32,6 @@ use crate::time::{Instant, wall_now};
 const TICK: Duration = Duration::from_millis(250);
 /// Longest wait for output acknowledgements before a periodic commit is put off.
 const COMMIT_FLUSH: Duration = Duration::from_millis(500);
-/// Most bytes of an input record's key and of its value a dead letter copies: with the headers,
-/// well within Kafka's default record size limit (1 MiB), so a dead letter always fits.
-const DEAD_LETTER_COPY: usize = 256 * 1024;
 
 /// A client configuration: `defaults`, then the bootstrap servers and the configured
 /// properties (`[kafka.client]`), which may override them, then `forced`, which slawatch relies
@@ -383,22 +380,17 @@ impl Ctx {
             .insert(header("slawatch.source.offset", &offset));
         let cut: Vec<String> = [("key", &rec.key), ("value", &rec.value)]
             .into_iter()
-            .filter_map(|(what, bytes)| {
-                bytes
-                    .as_ref()
-                    .filter(|b| b.len() > DEAD_LETTER_COPY)
-                    .map(|b| format!("{what}:{}", b.len()))
-            })
+            .filter_map(|(what, kept)| kept.as_ref().filter(|k| k.cut()).map(|k| format!("{what}:{}", k.len)))
             .collect();
         if !cut.is_empty() {
             headers = headers.insert(header("slawatch.truncated", &cut.join(",")));
         }
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.settings.dead_letter_topic).headers(headers);
         if let Some(key) = &rec.key {
-            record = record.key(prefix(key));
+            record = record.key(&key.bytes[..]);
         }
         if let Some(value) = &rec.value {
-            record = record.payload(prefix(value));
+            record = record.payload(&value.bytes[..]);
         }
         self.produce(record);
     }
@@ -406,7 +398,7 @@ impl Ctx {
     /// Hands one output record to the producer. A record it refuses is an output lost: no
     /// later commit may pass it, and the monitor stops.
     fn produce(&self, record: BaseRecord<'_, [u8], [u8]>) {
-        let topic = record.topic.to_string();
+        let topic = record.topic;
         if let Err(e) = send(&self.producer, record) {
             error!(topic = %topic, "producing an output failed: {e}");
             let what = format!("to topic {topic}: {e}");
@@ -449,11 +441,6 @@ impl Ctx {
             }
         }
     }
-}
-
-/// What a dead letter copies of an input record's key or value.
-fn prefix(bytes: &[u8]) -> &[u8] {
-    &bytes[..bytes.len().min(DEAD_LETTER_COPY)]
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {

@@ -16,16 +16,43 @@ use crate::partitioner::Partitioner;
 use crate::policy::Rules;
 use crate::time::Instant;
 
-/// An input record, kept only when it has to be held (orphan) or dead-lettered.
+/// Most bytes of an input record's key and of its value a dead letter copies: with the headers,
+/// well within Kafka's default record size limit (1 MiB), so a dead letter always fits.
+pub const DEAD_LETTER_COPY: usize = 256 * 1024;
+
+/// An input record, kept only when it has to be held (orphan) or dead-lettered, as its dead
+/// letter will copy it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Index into the configured input topics.
     pub topic: usize,
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Kept>,
     /// `None` for a tombstone.
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Kept>,
+}
+
+/// A key or value as a dead letter keeps it: its first [`DEAD_LETTER_COPY`] bytes, and its
+/// length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub bytes: Vec<u8>,
+    pub len: usize,
+}
+
+impl Kept {
+    fn of(bytes: &[u8]) -> Kept {
+        Kept {
+            bytes: bytes[..bytes.len().min(DEAD_LETTER_COPY)].to_vec(),
+            len: bytes.len(),
+        }
+    }
+
+    /// Whether bytes were left out.
+    pub fn cut(&self) -> bool {
+        self.len > self.bytes.len()
+    }
 }
 
 /// Which tickets a shard owns: those whose id maps to its partition under the producers'
@@ -235,8 +262,8 @@ impl Shard {
             topic,
             partition,
             offset,
-            key: key.map(<[u8]>::to_vec),
-            value: value.map(<[u8]>::to_vec),
+            key: key.map(Kept::of),
+            value: value.map(Kept::of),
         };
         let decoded = match value {
             None => Err(Rejection::new(
