@@ -185,8 +185,8 @@ mod tests {
             0x0d33c4e1, 0x77a58295, 0x023bdd03, 0x2dea3cd2, 0x740fa83e, 0x310ca263, 0x65cbd69c, 0x6e49c79a, 0x69eed356,
             0x6abcc023, 0x7ee3623b,
         ];
-        let hashes: [(&str, fn(&[u8]) -> u32, [u32; 11]); 2] = [
-            ("murmur2", murmur2, murmur2_expected),
+        let hashes = [
+            ("murmur2", murmur2 as fn(&[u8]) -> u32, murmur2_expected),
             ("fnv1a", rd_fnv1a, fnv1a_expected),
         ];
         for (name, hash, expected) in hashes {
