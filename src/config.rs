@@ -151,7 +151,7 @@ impl Default for SimulatorSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     pub allowed_lateness: String,
@@ -341,12 +341,18 @@ impl FileConfig {
             tag_bits: interned.tags,
             groups: interned.groups,
             tiers: interned.tiers,
+            fingerprint: self.rules_fingerprint(),
         };
         Ok(Loaded {
             rules: Arc::new(rules),
             live,
             warnings: r.warnings,
         })
+    }
+
+    fn rules_fingerprint(&self) -> u64 {
+        let sections = serde_json::json!({"engine": self.engine, "calendars": self.calendar, "policies": self.policy});
+        xxhash_rust::xxh3::xxh3_64(sections.to_string().as_bytes())
     }
 
     fn engine(&self, r: &mut Report) -> EngineSettings {
@@ -371,6 +377,13 @@ impl FileConfig {
         }
         if e.max_tickets > u32::MAX as usize - 1 {
             r.problem("engine.max_tickets", format_args!("must be at most {}", u32::MAX - 1));
+        }
+        // A held event is kept (and saved to the changelog) as its dead letter copies it.
+        if e.max_event_bytes > live::DEAD_LETTER_COPY {
+            r.problem(
+                "engine.max_event_bytes",
+                format_args!("must be at most {}", live::DEAD_LETTER_COPY),
+            );
         }
         settings
     }

@@ -46,6 +46,9 @@ pub struct Rules {
     /// Groups and customer tiers named by policies; id = index + 1.
     pub groups: Vec<Arc<str>>,
     pub tiers: Vec<Arc<str>>,
+    /// Hash of the `[engine]`, `[[calendar]]` and `[[policy]]` sections as written: a saved
+    /// state computed under other rules is re-evaluated when restored (SPEC §7).
+    pub fingerprint: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

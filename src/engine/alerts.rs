@@ -212,9 +212,15 @@ impl<P> Engine<P> {
 
     /// Emits an SLA event about the cycle in `which` at `at` (if its policy gives it a target).
     pub(super) fn emit(&mut self, slot: u32, which: Slot, report: Report, at: Instant, out: &mut Outbox<P>) {
-        let Some((p, target)) = self.target(slot, which) else {
-            return;
-        };
+        if let Some(ev) = self.sla_event(slot, which, report, at) {
+            self.stats.sla[ev.kind as usize] += 1;
+            out.sla.push(ev);
+        }
+    }
+
+    /// The SLA event about the cycle in `which` at `at`, if its policy gives it a target.
+    pub(super) fn sla_event(&self, slot: u32, which: Slot, report: Report, at: Instant) -> Option<SlaEvent> {
+        let (p, target) = self.target(slot, which)?;
         let t = self.tickets.get(slot);
         let policy = &self.rules.policies[p];
         let cal = &self.rules.calendars[policy.calendar].calendar;
@@ -228,8 +234,7 @@ impl<P> Engine<P> {
             Report::Retracted => (SlaKind::BreachRetracted, Detail::None),
             Report::Fulfilled(outcome) => (SlaKind::Fulfilled, Detail::Outcome(outcome)),
         };
-        self.stats.sla[kind as usize] += 1;
-        out.sla.push(SlaEvent {
+        Some(SlaEvent {
             kind,
             ticket_id: t.id.clone(),
             clock: t.clock(which),
@@ -249,6 +254,6 @@ impl<P> Engine<P> {
                 _ => timeline.elapsed(cal, at),
             },
             detail,
-        });
+        })
     }
 }

@@ -20,10 +20,12 @@ mod orphans;
 mod output;
 mod table;
 mod ticket;
+mod state;
 mod timeline;
 mod view;
 
 pub use output::{Detail, Outcome, SlaEvent, SlaKind};
+pub use state::{Changed, CycleState as SavedCycle, Held, Progress, TicketState};
 pub use ticket::{Cycle, Slot, Ticket};
 pub use view::{AT_RISK, CycleState, CycleView, Summary};
 
@@ -141,6 +143,8 @@ pub struct Engine<P> {
     orphans: Orphans<P>,
     groups: Interner,
     tiers: Interner,
+    /// The `tags_any` tags by bit.
+    tag_names: Vec<Arc<str>>,
     /// Reused buffer for the tickets due at one instant.
     batch: Vec<u32>,
     pub stats: Stats,
@@ -148,7 +152,10 @@ pub struct Engine<P> {
 
 impl<P> Engine<P> {
     pub fn new(rules: Arc<Rules>) -> Self {
+        let mut tag_names: Vec<(u32, Arc<str>)> = rules.tag_bits.iter().map(|(t, &b)| (b, t.as_str().into())).collect();
+        tag_names.sort_unstable();
         Engine {
+            tag_names: tag_names.into_iter().map(|(_, t)| t).collect(),
             groups: Interner::seeded(&rules.groups),
             tiers: Interner::seeded(&rules.tiers),
             rules,
@@ -161,6 +168,10 @@ impl<P> Engine<P> {
             batch: Vec::new(),
             stats: Stats::default(),
         }
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
     }
 
     /// The frontier F (`Instant::MIN` before the first event).

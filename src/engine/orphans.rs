@@ -21,6 +21,8 @@ pub struct Orphans<P> {
     queue: VecDeque<(Instant, u64, CompactString)>,
     next_seq: u64,
     count: usize,
+    /// Sequence numbers held or let go since the changes were last taken, once tracking is on.
+    changes: Option<Vec<u64>>,
 }
 
 impl<P> Default for Orphans<P> {
@@ -30,6 +32,7 @@ impl<P> Default for Orphans<P> {
             queue: VecDeque::new(),
             next_seq: 0,
             count: 0,
+            changes: None,
         }
     }
 }
@@ -51,14 +54,41 @@ impl<P> Orphans<P> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.restore(seq, frontier.saturating_add(settings.orphan_hold), ev, payload);
+        self.changed_seq(seq);
+        Applied::Held
+    }
+
+    /// Holds `ev` under `seq` (ascending) until `expiry`.
+    pub fn restore(&mut self, seq: u64, expiry: Instant, ev: Event, payload: P) {
         self.count += 1;
-        self.queue
-            .push_back((frontier.saturating_add(settings.orphan_hold), seq, ev.ticket_id.clone()));
+        self.queue.push_back((expiry, seq, ev.ticket_id.clone()));
         self.held
             .entry(ev.ticket_id.clone())
             .or_default()
             .push_back((seq, ev, payload));
-        Applied::Held
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
+    }
+
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    pub fn changed(&self) -> bool {
+        self.changes.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    fn changed_seq(&mut self, seq: u64) {
+        if let Some(c) = &mut self.changes {
+            c.push(seq);
+        }
     }
 
     /// The events held for `id`, in arrival order, now that it exists.
@@ -70,6 +100,9 @@ impl<P> Orphans<P> {
             return Vec::new();
         };
         self.count -= events.len();
+        for &(seq, ..) in &events {
+            self.changed_seq(seq);
+        }
         events.into_iter().map(|(_, ev, p)| (ev, p)).collect()
     }
 
@@ -101,6 +134,25 @@ impl<P> Orphans<P> {
             self.held.remove(&id);
         }
         self.count -= 1;
+        self.changed_seq(seq);
         Some((payload, id))
+    }
+}
+
+impl<P: Clone> Orphans<P> {
+    /// The events held or let go since the last call, by sequence number: with expiry and
+    /// payload while still held.
+    pub fn take_changes(&mut self) -> Vec<(u64, Option<(Instant, P)>)> {
+        let mut seqs = self.changes.as_mut().map(std::mem::take).unwrap_or_default();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.into_iter().map(|seq| (seq, self.get(seq))).collect()
+    }
+
+    fn get(&self, seq: u64) -> Option<(Instant, P)> {
+        let i = self.queue.binary_search_by_key(&seq, |e| e.1).ok()?;
+        let (expiry, _, id) = &self.queue[i];
+        let (_, _, payload) = self.held.get(id)?.iter().find(|e| e.0 == seq)?;
+        Some((*expiry, payload.clone()))
     }
 }

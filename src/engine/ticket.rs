@@ -101,7 +101,7 @@ pub struct Ticket {
     /// Index of the ticket's policy, or `NO_POLICY`.
     pub policy: u16,
     pub agent_replied: bool,
-    seen_next: u8,
+    pub(super) seen_next: u8,
 }
 
 pub const NO_POLICY: u16 = u16::MAX;
@@ -208,6 +208,32 @@ pub struct Tickets {
     slab: Vec<Ticket>,
     free: Vec<u32>,
     by_id: IdTable,
+    /// What changed since the changes were last taken, once tracking is on.
+    changes: Option<Changes>,
+}
+
+/// Tickets changed and forgotten since the changes were last taken: every record reached
+/// through [`Tickets::get_mut`] counts as changed.
+#[derive(Default)]
+pub struct Changes {
+    /// One bit per record slot: already in `slots`.
+    marked: Vec<u64>,
+    pub slots: Vec<u32>,
+    /// Ids of the tickets removed, in order.
+    pub forgotten: Vec<CompactString>,
+}
+
+impl Changes {
+    fn mark(&mut self, slot: u32) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if word >= self.marked.len() {
+            self.marked.resize(word + 1, 0);
+        }
+        if self.marked[word] & bit == 0 {
+            self.marked[word] |= bit;
+            self.slots.push(slot);
+        }
+    }
 }
 
 fn hash(id: &str) -> u32 {
@@ -236,6 +262,9 @@ impl Tickets {
             }
         };
         self.by_id.insert(h, slot);
+        if let Some(c) = &mut self.changes {
+            c.mark(slot);
+        }
         slot
     }
 
@@ -243,10 +272,34 @@ impl Tickets {
         let t = &mut self.slab[slot as usize];
         self.by_id.remove(hash(&t.id), slot);
         // Release the heap parts now; the record itself is reused by the next insert.
-        t.id = CompactString::default();
+        let id = std::mem::take(&mut t.id);
         t.pauses = ThinVec::new();
         t.due = NEVER;
         self.free.push(slot);
+        if let Some(c) = &mut self.changes {
+            c.forgotten.push(id);
+        }
+    }
+
+    /// Starts recording which tickets change (for a changelog).
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Changes::default);
+    }
+
+    /// Whether anything changed since the changes were last taken.
+    pub fn changed(&self) -> bool {
+        self.changes.as_ref().is_some_and(|c| !c.slots.is_empty() || !c.forgotten.is_empty())
+    }
+
+    /// What changed since the last call (nothing unless tracking is on).
+    pub fn take_changes(&mut self) -> Changes {
+        let Some(c) = &mut self.changes else {
+            return Changes::default();
+        };
+        let marked = std::mem::take(&mut c.marked);
+        let taken = std::mem::replace(c, Changes { marked, ..Changes::default() });
+        c.marked.fill(0);
+        taken
     }
 
     pub fn get(&self, slot: u32) -> &Ticket {
@@ -265,6 +318,9 @@ impl Tickets {
     }
 
     pub fn get_mut(&mut self, slot: u32) -> &mut Ticket {
+        if let Some(c) = &mut self.changes {
+            c.mark(slot);
+        }
         &mut self.slab[slot as usize]
     }
 

@@ -18,6 +18,7 @@
 //! cluster) is started first. How restarts and partition moves keep every ticket and alert is
 //! in docs/ARCHITECTURE.md.
 
+mod changelog;
 mod feed;
 mod kafka;
 mod probe;
@@ -32,7 +33,7 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 
 pub use feed::{Feed, feed};
-pub use shard::{Record, Shard};
+pub use shard::{DEAD_LETTER_COPY, Record, Shard};
 pub use start::run;
 
 /// The `[kafka]`, `[run]` and `[simulator]` settings, validated.

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::{Applied, DeadLetter, Engine, Outbox, SlaEvent, Summary};
+use super::changelog::{self, Entry, HeldRecord, PartitionState};
+use crate::engine::{Applied, DeadLetter, Engine, Held, Outbox, SlaEvent, Summary};
 use crate::event::{self, Body, Event, Reason, Rejection};
 use crate::partitioner::Partitioner;
 use crate::policy::Rules;
@@ -228,9 +229,49 @@ impl Shard {
     pub fn progress(&self) -> Option<(Vec<i64>, Instant)> {
         let positions: Vec<i64> = (0..self.topics.len()).map(|t| self.position(t)).collect();
         let frontier = self.engine.frontier();
-        let moved =
-            frontier > self.committed_frontier || positions.iter().zip(&self.topics).any(|(&p, t)| p > t.committed);
+        let moved = frontier > self.committed_frontier
+            || positions.iter().zip(&self.topics).any(|(&p, t)| p > t.committed)
+            || self.engine.has_changes();
         moved.then_some((positions, frontier))
+    }
+
+    /// Starts recording what changes, for [`Shard::save`].
+    pub fn track_changes(&mut self) {
+        self.engine.track_changes();
+    }
+
+    /// The changelog records (key, value or tombstone) of what changed since the last call,
+    /// the partition record last: with [`Shard::progress`] taken just before, they are the
+    /// state at those positions. `topics` are the input topic names.
+    pub fn save(&mut self, topics: &[String], fingerprint: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let changed = self.engine.take_changes();
+        let mut records = Vec::with_capacity(changed.forgotten.len() + changed.tickets.len() + changed.held.len() + 1);
+        records.extend(changed.forgotten.iter().map(|id| (changelog::ticket_key(id), None)));
+        for t in &changed.tickets {
+            let mut value = Vec::with_capacity(96);
+            changelog::encode_ticket(t, &mut value);
+            records.push((changelog::ticket_key(&t.id), Some(value)));
+        }
+        for (seq, held) in changed.held {
+            let value = held.map(|(expiry, record)| {
+                let mut value = Vec::new();
+                let topic = topics[record.topic].clone();
+                changelog::encode_held(seq, &HeldRecord { expiry, topic, record }, &mut value);
+                value
+            });
+            records.push((changelog::held_key(seq), value));
+        }
+        let state = PartitionState {
+            fingerprint,
+            progress: self.engine.progress(),
+            topics: (self.topics.iter().enumerate())
+                .map(|(i, t)| (topics[i].clone(), self.position(i), t.frontier))
+                .collect(),
+        };
+        let mut value = Vec::new();
+        changelog::encode_partition(&state, &mut value);
+        records.push((changelog::partition_key(), Some(value)));
+        records
     }
 
     pub fn mark_committed(&mut self, positions: &[i64], frontier: Instant) {
@@ -385,6 +426,98 @@ impl Shard {
     fn frontier(&self) -> Instant {
         let f = self.topics.iter().map(|t| t.frontier).min().unwrap_or(Instant::MIN);
         if self.reached_commit() { f.max(self.restore) } else { f }
+    }
+}
+
+/// A shard read back from its changelog partition, record by record (last one wins).
+pub struct Restoring {
+    engine: Engine<Record>,
+    held: BTreeMap<u64, HeldRecord>,
+    partition: Option<PartitionState>,
+}
+
+impl Restoring {
+    pub fn new(rules: Arc<Rules>) -> Restoring {
+        let mut engine = Engine::new(rules);
+        engine.track_changes();
+        Restoring {
+            engine,
+            held: BTreeMap::new(),
+            partition: None,
+        }
+    }
+
+    pub fn apply(&mut self, entry: Entry) -> Result<(), String> {
+        match entry {
+            Entry::Ticket(t) => return self.engine.restore_ticket(&t).map_err(|e| format!("ticket {:?}: {e}", t.id)),
+            Entry::Forgotten(id) => self.engine.forget_restored(&id),
+            Entry::Held(seq, Some(h)) => drop(self.held.insert(seq, h)),
+            Entry::Held(seq, None) => drop(self.held.remove(&seq)),
+            Entry::Partition(p) => self.partition = Some(p),
+        }
+        Ok(())
+    }
+
+    /// The restored shard, or `None` if the changelog held no state for it (a new group, or one
+    /// that ran with `at_least_once` before): then it is rebuilt from the input. `topics` are
+    /// the input topic names, `committed` the group's offsets (used for an input topic the saved
+    /// state does not know). Outputs of a re-evaluation under changed rules, and held events
+    /// that no longer decode under them, go to `out`.
+    pub fn finish(
+        self,
+        owner: Owner,
+        topics: &[String],
+        committed: &[i64],
+        out: &mut Outbox<Record>,
+    ) -> Result<Option<Shard>, String> {
+        let Restoring {
+            mut engine,
+            held,
+            partition,
+            ..
+        } = self;
+        let Some(saved) = partition else {
+            if engine.open_tickets() > 0 || !held.is_empty() {
+                return Err("ticket or held-event records without a partition record".into());
+            }
+            return Ok(None);
+        };
+        let rules = engine.rules().clone();
+        let saved_topic = |name: &str| saved.topics.iter().find(|t| t.0 == name);
+        let positions: Vec<i64> = (topics.iter().zip(committed))
+            .map(|(name, &c)| saved_topic(name).map_or(c, |t| t.1))
+            .collect();
+        let mut shard = Shard::new(rules.clone(), owner, &positions, saved.progress.frontier);
+        for (t, name) in shard.topics.iter_mut().zip(topics) {
+            t.next = Some(t.live_from);
+            t.frontier = saved_topic(name).map_or(Instant::MIN, |s| s.2);
+        }
+        for (seq, h) in held {
+            let topic = topics
+                .iter()
+                .position(|t| *t == h.topic)
+                .ok_or_else(|| format!("held event from {:?}, no longer an input topic", h.topic))?;
+            let record = Record { topic, ..h.record };
+            let value = record.value.as_ref().map_or(&[][..], |v| &v.bytes);
+            match event::decode(value, shard.max_event_bytes) {
+                Ok(event) => engine.restore_held(
+                    seq,
+                    Held {
+                        expiry: h.expiry,
+                        event,
+                        payload: record,
+                    },
+                ),
+                Err(rejection) => out.dead.push(DeadLetter {
+                    payload: record,
+                    rejection,
+                }),
+            }
+        }
+        engine.restored(saved.progress, saved.fingerprint != rules.fingerprint, out);
+        shard.replayed = engine.active_alerts();
+        shard.engine = engine;
+        Ok(Some(shard))
     }
 }
 
@@ -553,6 +686,135 @@ normal = "1h"
                 "fulfilled:first_response:1:T-2",
             ]
         );
+    }
+
+    /// The changelog of one shard: every save's records, in order.
+    type Log = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+    /// Feeds chunks `range` to a shard of one topic, ticking after each chunk up to the next
+    /// chunk's first instant and saving to `log` as a commit would.
+    fn drive(shard: &mut Shard, chunks: &[Vec<String>], range: std::ops::Range<usize>, log: &mut Log, out: &mut Outbox<Record>) {
+        let names = ["in".to_string()];
+        let mut offset: i64 = chunks[..range.start].iter().map(|c| c.len() as i64).sum();
+        for (i, chunk) in chunks.iter().enumerate().take(range.end).skip(range.start) {
+            for json in chunk {
+                shard.record(0, offset, Some(b"k"), Some(json.as_bytes()), i64::MAX, out);
+                offset += 1;
+            }
+            let next = chunks.get(i + 1).map_or(i64::MAX / 2, |c| event::decode(c[0].as_bytes(), 65_536).unwrap().occurred_at);
+            shard.tick(|_| true, next, out);
+            let (positions, frontier) = shard.progress().expect("moved");
+            log.extend(shard.save(&names, shard.engine.rules().fingerprint));
+            shard.mark_committed(&positions, frontier);
+        }
+    }
+
+    fn restore(rules: &Arc<Rules>, log: &[(Vec<u8>, Option<Vec<u8>>)], out: &mut Outbox<Record>) -> Shard {
+        let mut r = Restoring::new(rules.clone());
+        for (k, v) in log {
+            r.apply(changelog::decode(k, v.as_deref()).unwrap()).unwrap();
+        }
+        r.finish(ONLY, &["in".to_string()], &[0], out).unwrap().expect("saved state")
+    }
+
+    fn dead(out: &Outbox<Record>) -> Vec<(Record, Reason)> {
+        out.dead.iter().map(|d| (d.payload.clone(), d.rejection.reason)).collect()
+    }
+
+    /// A shard restored from its changelog at any commit emits from there on exactly what the
+    /// shard that saved it emits: SLA events, the expiry of a held event, in the same order.
+    #[test]
+    fn a_shard_restored_from_its_changelog_continues_exactly() {
+        let rules = rules(&std::fs::read_to_string("config/example.toml").unwrap());
+        let cfg = SimConfig::new(11, 400, 1_780_300_800_000, 300.0);
+        let mut events: Vec<String> = generate(&cfg).map(|e| e.json).collect();
+        // An event for a ticket never created: held across a commit, then dead-lettered.
+        let early = event::decode(events[248].as_bytes(), 65_536).unwrap().occurred_at;
+        let orphan = format!(
+            r#"{{"type":"reply.sent","ticket_id":"ghost","occurred_at":"{}","author":"agent","public":true}}"#,
+            crate::time::Rfc3339(early)
+        );
+        events.insert(249, orphan);
+        let chunks: Vec<Vec<String>> = events.chunks(250).map(<[String]>::to_vec).collect();
+        assert!(chunks.len() > 5);
+
+        let mut original = Shard::new(rules.clone(), ONLY, &[0], Instant::MIN);
+        original.track_changes();
+        let (mut log, mut out) = (Log::new(), Outbox::default());
+        let mut marks = Vec::new();
+        for i in 0..chunks.len() {
+            drive(&mut original, &chunks, i..i + 1, &mut log, &mut out);
+            marks.push((i + 1, log.len(), out.sla.len(), out.dead.len()));
+        }
+        assert!(out.sla.len() > 500, "{}", out.sla.len());
+        assert_eq!(
+            dead(&out).iter().map(|d| d.1).collect::<Vec<_>>(),
+            [Reason::UnknownTicket],
+            "the held event expires"
+        );
+        assert_eq!((marks[0].3, marks[0].0), (0, 1), "held across the first commit");
+        for &(chunk, logged, sla, dead_letters) in [marks[0], marks[2], marks[chunks.len() - 2]].iter() {
+            let mut restored_out = Outbox::default();
+            let mut restored = restore(&rules, &log[..logged], &mut restored_out);
+            assert!(restored_out.sla.is_empty() && restored_out.dead.is_empty());
+            drive(&mut restored, &chunks, chunk..chunks.len(), &mut Log::new(), &mut restored_out);
+            assert_eq!(restored_out.sla, out.sla[sla..], "restored after chunk {chunk}");
+            assert_eq!(dead(&restored_out), dead(&out)[dead_letters..]);
+        }
+        // Compaction keeps the last record per key: the same state.
+        let mut compacted: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (k, v) in log.iter().rev() {
+            if !compacted.iter().any(|(c, _)| c == k) {
+                compacted.push((k.clone(), v.clone()));
+            }
+        }
+        compacted.reverse();
+        let restored = restore(&rules, &compacted, &mut Outbox::default());
+        assert_eq!(restored.engine.open_tickets(), original.engine.open_tickets());
+        assert_eq!(restored.engine.frontier(), original.engine.frontier());
+    }
+
+    /// Restored under changed rules (a tighter target), running cycles are re-evaluated: a
+    /// breach now past is emitted at once, and the alerts the saved state had emitted are
+    /// active again for the alert outputs.
+    #[test]
+    fn a_restore_under_changed_rules_re_evaluates_running_cycles() {
+        let before = rules(RULES);
+        let mut shard = Shard::new(before.clone(), ONLY, &[0], Instant::MIN);
+        shard.track_changes();
+        let mut out = Outbox::default();
+        feed(&mut shard, &[(0, &created("T-1", "10:00")), (0, &created("T-2", "10:40"))], &mut [0], &mut out);
+        assert_eq!(ids(&out), ["warning:first_response:1:0.5:T-1"]);
+        shard.progress().unwrap();
+        let log = shard.save(&["in".to_string()], before.fingerprint);
+
+        let same = restore(&before, &log, &mut Outbox::default());
+        let active: Vec<String> = same.replayed.iter().map(SlaEvent::id).collect();
+        assert_eq!(active, ["warning:first_response:1:0.5:T-1"]);
+
+        let tighter = rules(&RULES.replace("normal = \"1h\"", "normal = \"30m\""));
+        assert_ne!(tighter.fingerprint, before.fingerprint);
+        let mut out = Outbox::default();
+        let changed = restore(&tighter, &log, &mut out);
+        assert_eq!(ids(&out), ["breached:first_response:1:T-1"]);
+        assert_eq!(out.sla[0].at, at("10:30"));
+        assert!(changed.engine.has_changes(), "the re-evaluated state is saved again");
+    }
+
+    /// A changelog with ticket records but no partition record is not a state to continue from.
+    #[test]
+    fn ticket_records_without_a_partition_record_are_refused() {
+        let mut shard = Shard::new(rules(RULES), ONLY, &[0], Instant::MIN);
+        shard.track_changes();
+        feed(&mut shard, &[(0, &created("T-1", "10:00"))], &mut [0], &mut Outbox::default());
+        let mut log = shard.save(&["in".to_string()], 0);
+        log.pop();
+        let mut r = Restoring::new(rules(RULES));
+        for (k, v) in &log {
+            r.apply(changelog::decode(k, v.as_deref()).unwrap()).unwrap();
+        }
+        let e = r.finish(ONLY, &["in".to_string()], &[0], &mut Outbox::default()).err().unwrap();
+        assert!(e.contains("without a partition record"), "{e}");
     }
 
     /// A record whose ticket id maps to another partition is a `misrouted` dead letter and
