@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
-use crate::live;
+use crate::live::{self, Guarantee};
 use crate::notify::AlertingSection;
 use crate::partitioner::Partitioner;
 use crate::policy::{Clock, EngineSettings, Matcher, NamedCalendar, Policy, Rules, Warning};
@@ -86,6 +86,10 @@ pub struct KafkaSection {
     pub input_topics: Vec<String>,
     pub output_topic: String,
     pub dead_letter_topic: String,
+    /// The shards' state (exactly-once); default `{group_id}-changelog`.
+    pub changelog_topic: Option<String>,
+    /// The output producer's transactional id (exactly-once); default `{group_id}-{host name}`.
+    pub transactional_id: Option<String>,
     pub embedded_partitions: i32,
     /// How producers map ticket ids to input partitions.
     pub partitioner: Partitioner,
@@ -100,6 +104,8 @@ impl Default for KafkaSection {
             input_topics: vec!["ticket-events".into()],
             output_topic: "sla-events".into(),
             dead_letter_topic: "slawatch-dead-letters".into(),
+            changelog_topic: None,
+            transactional_id: None,
             embedded_partitions: 3,
             partitioner: Partitioner::Murmur2,
             client: BTreeMap::new(),
@@ -110,6 +116,7 @@ impl Default for KafkaSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSection {
+    pub guarantee: Guarantee,
     pub commit_interval: String,
     pub shutdown_grace: String,
     pub caught_up_window: String,
@@ -120,6 +127,7 @@ pub struct RunSection {
 impl Default for RunSection {
     fn default() -> Self {
         RunSection {
+            guarantee: Guarantee::ExactlyOnce,
             commit_interval: "1s".into(),
             shutdown_grace: "10s".into(),
             caught_up_window: "3s".into(),
@@ -395,6 +403,7 @@ impl FileConfig {
         let commit_interval = wall("run.commit_interval", &self.run.commit_interval);
         let shutdown_grace = wall("run.shutdown_grace", &self.run.shutdown_grace);
         let caught_up_window = wall("run.caught_up_window", &self.run.caught_up_window);
+        let changelog_topic = k.changelog_topic.clone().unwrap_or_else(|| format!("{}-changelog", k.group_id));
         let mut names = HashMap::new();
         for (key, topic) in k
             .input_topics
@@ -404,6 +413,7 @@ impl FileConfig {
             .chain([
                 ("kafka.output_topic".to_string(), &k.output_topic),
                 ("kafka.dead_letter_topic".to_string(), &k.dead_letter_topic),
+                ("kafka.changelog_topic".to_string(), &changelog_topic),
             ])
         {
             if topic.is_empty() {
@@ -418,6 +428,7 @@ impl FileConfig {
         for (key, empty) in [
             ("kafka.brokers", k.brokers.is_empty()),
             ("kafka.group_id", k.group_id.is_empty()),
+            ("kafka.transactional_id", k.transactional_id.as_ref().is_some_and(String::is_empty)),
         ] {
             if empty {
                 r.problem(key, "must not be empty");
@@ -455,6 +466,9 @@ impl FileConfig {
             input_topics: k.input_topics.clone(),
             output_topic: k.output_topic.clone(),
             dead_letter_topic: k.dead_letter_topic.clone(),
+            changelog_topic,
+            transactional_id: k.transactional_id.clone(),
+            guarantee: self.run.guarantee,
             client: k.client.clone(),
             embedded_partitions: k.embedded_partitions,
             partitioner: k.partitioner,

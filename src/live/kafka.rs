@@ -4,8 +4,12 @@
 //! One thread polls the group consumer and drives the shards (behind a mutex that only the
 //! rebalance callback, running inside `poll` on the same thread, and the HTTP API's views also
 //! take). Outputs go to an idempotent producer whose own thread handles acknowledgements.
-//! Offsets are committed only after a flush has confirmed every output produced before the
-//! snapshot of positions (docs/ARCHITECTURE.md).
+//!
+//! Exactly-once: the producer is transactional and one transaction spans the time between two
+//! commits; a commit writes the changed shard state to the changelog, adds the input offsets to
+//! the transaction with the consumer's group metadata (a member fenced out of the group cannot
+//! commit), and commits it. At-least-once: offsets are committed only after a flush has
+//! confirmed every output produced before the snapshot of positions (docs/ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +27,7 @@ use tracing::{debug, error, info, warn};
 use super::probe::Ends;
 use super::shard::Record;
 use super::shards::{Committed, Input, Shards};
-use super::{LiveError, Settings};
+use super::{Guarantee, LiveError, Settings, store};
 use crate::engine::{DeadLetter, SlaEvent};
 use crate::metrics::{Metrics, SINKS};
 use crate::time::{Instant, wall_now};
@@ -76,15 +80,41 @@ fn consumer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
     )
 }
 
-/// The output producer: idempotent, retrying until delivered, keys hashed as the input's
-/// producers do.
+/// The output producer: idempotent, keys hashed as the input's producers do; transactional
+/// (exactly-once), or retrying until delivered (at-least-once). A transaction bounds how long a
+/// message may wait (`transaction.timeout.ms`, librdkafka's default 60 s): one that times out
+/// aborts the transaction, which is then done again.
 fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
-    client_config(
-        bootstrap,
-        &s.client,
-        &[("linger.ms", "5"), ("partitioner", s.partitioner.librdkafka())],
-        &[("enable.idempotence", "true"), ("message.timeout.ms", "0")],
-    )
+    let defaults = [("linger.ms", "5"), ("partitioner", s.partitioner.librdkafka())];
+    match s.guarantee {
+        Guarantee::ExactlyOnce => client_config(
+            bootstrap,
+            &s.client,
+            &defaults,
+            &[("enable.idempotence", "true"), ("transactional.id", &transactional_id(s))],
+        ),
+        Guarantee::AtLeastOnce => client_config(
+            bootstrap,
+            &s.client,
+            &defaults,
+            &[("enable.idempotence", "true"), ("message.timeout.ms", "0")],
+        ),
+    }
+}
+
+/// `kafka.transactional_id`, by default `{group_id}-{host name}`: stable across restarts of one
+/// instance (a restart fences its predecessor and aborts what it left open at once), distinct
+/// between instances on different hosts.
+pub fn transactional_id(s: &Settings) -> String {
+    s.transactional_id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{}-{host}", s.group_id)
+    })
 }
 
 /// Produces one record, waiting while the producer's bounded queue is full.
@@ -112,6 +142,9 @@ pub struct Deliveries {
     failed: Mutex<Option<String>>,
     metrics: Arc<Metrics>,
     output_topic: String,
+    changelog_topic: String,
+    /// In a transaction, a message that timed out or was purged by an abort is done again.
+    transactional: bool,
 }
 
 impl Deliveries {
@@ -130,35 +163,68 @@ impl ProducerContext for Deliveries {
             Ok(msg) => msg.topic(),
             Err((_, msg)) => msg.topic(),
         };
+        if topic == self.changelog_topic {
+            if let Err((e, msg)) = result {
+                debug!(partition = msg.partition(), "changelog record not delivered: {e}");
+            }
+            return;
+        }
         let sink = if topic == self.output_topic { SINKS[0] } else { SINKS[1] };
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics.deliveries.with_label_values(&[sink, outcome]).inc();
         if let Err((e, msg)) = result {
-            error!(topic = msg.topic(), "output delivery failed: {e}");
-            self.failed(|| format!("to topic {}: {e}", msg.topic()));
+            let redone = self.transactional
+                && matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                );
+            if redone {
+                debug!(topic = msg.topic(), "output not delivered, the transaction will be done again: {e}");
+            } else {
+                error!(topic = msg.topic(), "output delivery failed: {e}");
+                self.failed(|| format!("to topic {}: {e}", msg.topic()));
+            }
         }
     }
 }
 
-/// The output producer, counting its deliveries.
+/// The output producer, counting its deliveries; with exactly-once, its transactions are
+/// initialised (fencing an earlier instance with the same transactional id) and the first one
+/// is begun.
 pub fn producer(
     s: &Settings,
     bootstrap: &str,
     metrics: Arc<Metrics>,
 ) -> Result<ThreadedProducer<Deliveries>, LiveError> {
-    producer_config(s, bootstrap)
+    let transactional = s.guarantee == Guarantee::ExactlyOnce;
+    let producer: ThreadedProducer<Deliveries> = producer_config(s, bootstrap)
         .create_with_context(Deliveries {
             failed: Mutex::default(),
             metrics,
             output_topic: s.output_topic.clone(),
+            changelog_topic: s.changelog_topic.clone(),
+            transactional,
         })
-        .map_err(LiveError::Client)
+        .map_err(LiveError::Client)?;
+    if transactional {
+        producer.init_transactions(s.shutdown_grace.max(TXN_INIT))?;
+        producer.begin_transaction()?;
+        info!(transactional_id = %transactional_id(s), "transactional producer ready");
+    }
+    Ok(producer)
 }
+
+/// Least time allowed for `init_transactions`, which waits for an earlier instance's open
+/// transaction to be aborted.
+const TXN_INIT: Duration = Duration::from_secs(30);
 
 /// Consumer side: the shards, reached from the loop and from rebalance callbacks, and the
 /// producer their outputs go to.
 pub struct Ctx {
     settings: Arc<Settings>,
+    /// For restores from the changelog.
+    bootstrap: String,
+    stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     shards: Arc<Mutex<Shards>>,
     producer: ThreadedProducer<Deliveries>,
@@ -166,23 +232,29 @@ pub struct Ctx {
     buf: Mutex<Vec<u8>>,
     /// The error that stops the monitor.
     fatal: Mutex<Option<LiveError>>,
+    /// A transaction was aborted: the shards must be restored from the last commit.
+    redo: AtomicBool,
 }
 
 /// The group consumer, driving `shards` and producing their outputs with `producer`.
 pub fn consumer(
     s: &Arc<Settings>,
     bootstrap: &str,
+    stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     shards: Arc<Mutex<Shards>>,
     producer: ThreadedProducer<Deliveries>,
 ) -> Result<BaseConsumer<Ctx>, LiveError> {
     let ctx = Ctx {
         settings: s.clone(),
+        bootstrap: bootstrap.to_string(),
+        stop,
         metrics,
         shards,
         producer,
         buf: Mutex::new(Vec::with_capacity(1024)),
         fatal: Mutex::default(),
+        redo: AtomicBool::new(false),
     };
     consumer_config(s, bootstrap)
         .create_with_context(ctx)
@@ -190,12 +262,17 @@ pub fn consumer(
 }
 
 impl ClientContext for Ctx {
-    /// librdkafka also reports each end of partition as a global error; it is not one here.
     fn error(&self, error: KafkaError, reason: &str) {
-        match error {
-            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) | KafkaError::PartitionEOF(_) => debug!("{reason}"),
-            e => error!("librdkafka: {e}: {reason}"),
-        }
+        client_error(error, reason);
+    }
+}
+
+/// Logs a librdkafka error; it also reports each end of partition as a global error, which is
+/// not one for consumers that ask for them.
+pub fn client_error(error: KafkaError, reason: &str) {
+    match error {
+        KafkaError::Global(RDKafkaErrorCode::PartitionEOF) | KafkaError::PartitionEOF(_) => debug!("{reason}"),
+        e => error!("librdkafka: {e}: {reason}"),
     }
 }
 
@@ -245,7 +322,7 @@ impl Ctx {
         consumer: &BaseConsumer<Ctx>,
         tpl: &mut TopicPartitionList,
     ) -> Result<(), LiveError> {
-        let committed = consumer.committed_offsets(tpl.clone(), self.settings.shutdown_grace)?;
+        let committed = self.committed(consumer, tpl)?;
         let topics = &self.settings.input_topics;
         let mut partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         partitions.sort_unstable();
@@ -269,13 +346,56 @@ impl Ctx {
                 (p, by_topic)
             })
             .collect();
-        for (t, p, next) in shards.assign(&committed) {
+        let restored = match self.settings.guarantee {
+            Guarantee::ExactlyOnce => {
+                let build = shards.to_build(&committed);
+                store::restore(&self.settings, &self.bootstrap, &shards.rules, &build, &self.stop)?
+            }
+            Guarantee::AtLeastOnce => Default::default(),
+        };
+        for (t, p, next) in shards.assign(&committed, restored).map_err(LiveError::Changelog)? {
             let topic = &topics[t];
             if tpl.find_partition(topic, p).is_some() {
                 tpl.set_partition_offset(topic, p, next.map_or(Offset::Beginning, Offset::Offset))?;
             }
         }
         Ok(())
+    }
+
+    /// The committed offsets of `tpl`. With exactly-once they must be stable: offsets that an
+    /// open transaction (of an instance that crashed) is committing are not answered until the
+    /// transaction ends, at the latest after `transaction.timeout.ms`, so this waits for them.
+    fn committed(&self, consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) -> Result<TopicPartitionList, LiveError> {
+        loop {
+            match consumer.committed_offsets(tpl.clone(), self.settings.shutdown_grace) {
+                Err(e)
+                    if self.settings.guarantee == Guarantee::ExactlyOnce
+                        && !self.stop.load(Ordering::Relaxed)
+                        && e.rdkafka_error_code().is_some_and(|c| {
+                            matches!(c, RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::UnstableOffsetCommit)
+                        }) =>
+                {
+                    warn!("committed offsets not yet stable (an earlier owner's transaction is open): {e}");
+                }
+                result => return result.map_err(LiveError::from),
+            }
+        }
+    }
+
+    /// After an aborted transaction: every shard is dropped and restored from the last commit,
+    /// and consumption resumes at the committed offsets.
+    fn redo(&self, consumer: &BaseConsumer<Ctx>) {
+        let mut shards = self.lock();
+        shards.drop_all();
+        let result = consumer.assignment().map_err(LiveError::from).and_then(|mut tpl| {
+            self.assign(&mut shards, consumer, &mut tpl)?;
+            consumer.assign(&tpl)?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => info!("transaction aborted; shards restored from the last commit"),
+            Err(e) => self.fail("restore", e),
+        }
     }
 
     /// Applies one record; pauses its topic-partition when too many of its events wait.
@@ -311,8 +431,9 @@ impl Ctx {
         }
     }
 
-    /// Idle step of every shard; resumes the topic-partitions whose merge drained.
-    fn tick(&self, consumer: &BaseConsumer<Ctx>, wall: Instant) {
+    /// Idle step of every shard; resumes the topic-partitions whose merge drained. Returns
+    /// whether it emitted SLA events.
+    fn tick(&self, consumer: &BaseConsumer<Ctx>, wall: Instant) -> bool {
         let positions = consumer.position().unwrap_or_default();
         let topics = &self.settings.input_topics;
         let position = |t: usize, p: i32| match positions.find_partition(&topics[t], p)?.offset() {
@@ -323,7 +444,9 @@ impl Ctx {
         for (t, p) in shards.tick(wall, position) {
             self.pause(consumer, t, p, false);
         }
+        let emitted = !shards.outbox.sla.is_empty();
         self.send(&mut shards, wall);
+        emitted
     }
 
     /// Counts an error of `stage` and stops the monitor with it.
@@ -408,7 +531,8 @@ impl Ctx {
     }
 
     /// Commits every shard's progress, with its frontier as the offsets' metadata, once all
-    /// outputs produced so far are acknowledged.
+    /// outputs produced so far are acknowledged; with exactly-once, together with the changed
+    /// state, in the open transaction, and begins the next one.
     fn commit(&self, shards: &mut Shards, consumer: &BaseConsumer<Ctx>, mode: CommitMode, wait: Duration) {
         let progress = shards.progress();
         if progress.is_empty() {
@@ -422,6 +546,18 @@ impl Ctx {
                 e.set_metadata(frontier.to_string());
             }
         }
+        let transactional = self.settings.guarantee == Guarantee::ExactlyOnce;
+        if transactional {
+            for (p, _, _) in &progress {
+                for (key, value) in shards.save(*p) {
+                    let mut record = BaseRecord::to(&self.settings.changelog_topic).key(&key[..]).partition(*p);
+                    if let Some(v) = &value {
+                        record = record.payload(&v[..]);
+                    }
+                    self.produce(record);
+                }
+            }
+        }
         if let Err(e) = self.producer.flush(wait) {
             debug!("outputs not yet acknowledged, commit put off: {e}");
             return;
@@ -433,11 +569,57 @@ impl Ctx {
                 .get_or_insert(LiveError::Delivery(failed));
             return;
         }
-        match consumer.commit(&tpl, mode) {
+        let committed = if transactional {
+            self.commit_transaction(consumer, &tpl, wait)
+        } else {
+            consumer.commit(&tpl, mode).map_err(LiveError::from)
+        };
+        match committed {
             Ok(()) => shards.mark_committed(progress),
             Err(e) => {
                 self.metrics.errors.with_label_values(&["commit"]).inc();
                 warn!("committing offsets: {e}");
+            }
+        }
+    }
+
+    /// Adds `offsets` to the open transaction, commits it and begins the next. A commit that
+    /// times out is retried; an abortable error aborts, and the shards are restored from the
+    /// last commit (the aborted outputs are produced again); a fatal one (fenced by another
+    /// instance with the same transactional id, or by the group) stops the monitor.
+    fn commit_transaction(&self, consumer: &BaseConsumer<Ctx>, offsets: &TopicPartitionList, wait: Duration) -> Result<(), LiveError> {
+        let wait = wait.max(COMMIT_FLUSH);
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| LiveError::Changelog("no consumer group metadata".into()))?;
+        let mut result = self.producer.send_offsets_to_transaction(offsets, &group, wait);
+        if result.is_ok() {
+            result = self.producer.commit_transaction(wait);
+            let started = WallInstant::now();
+            while let Err(KafkaError::Transaction(e)) = &result
+                && e.is_retriable()
+                && started.elapsed() < self.settings.shutdown_grace
+            {
+                result = self.producer.commit_transaction(wait);
+            }
+        }
+        let e = match result {
+            Ok(()) => return self.producer.begin_transaction().map_err(LiveError::from),
+            Err(e) => e,
+        };
+        match &e {
+            KafkaError::Transaction(t) if t.txn_requires_abort() => {
+                warn!("transaction aborted: {e}");
+                self.producer.abort_transaction(self.settings.shutdown_grace)?;
+                self.producer.begin_transaction()?;
+                // The loop restores the shards once their lock is released.
+                self.redo.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => {
+                error!("transactions cannot continue, stopping: {e}");
+                self.fail("commit", LiveError::Transaction(e));
+                Ok(())
             }
         }
     }
@@ -489,13 +671,19 @@ pub fn run(consumer: &BaseConsumer<Ctx>, ends: &Ends, stop: &AtomicBool) -> Resu
             None => {}
         }
         let now = WallInstant::now();
+        // With transactions, alerts are visible once committed: a tick that raised some
+        // commits at once.
+        let mut alerts = false;
         if now - last_tick >= TICK {
             last_tick = now;
-            ctx.tick(consumer, wall_now());
+            alerts = ctx.tick(consumer, wall_now()) && settings.guarantee == Guarantee::ExactlyOnce;
         }
-        if now - last_commit >= settings.commit_interval {
+        if alerts || now - last_commit >= settings.commit_interval {
             last_commit = now;
             ctx.commit(&mut ctx.lock(), consumer, CommitMode::Async, COMMIT_FLUSH);
+        }
+        if ctx.redo.swap(false, Ordering::Relaxed) {
+            ctx.redo(consumer);
         }
     };
     info!("stopping: draining outputs and committing");

@@ -25,6 +25,7 @@ mod probe;
 mod shard;
 mod shards;
 mod start;
+mod store;
 mod views;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,11 @@ pub struct Settings {
     pub input_topics: Vec<String>,
     pub output_topic: String,
     pub dead_letter_topic: String,
+    /// Compacted topic of the shards' state (exactly-once).
+    pub changelog_topic: String,
+    /// The output producer's transactional id, if configured (else `{group_id}-{host name}`).
+    pub transactional_id: Option<String>,
+    pub guarantee: Guarantee,
     /// librdkafka properties for every client (security, tuning).
     pub client: BTreeMap<String, String>,
     /// Partitions of each topic the embedded broker creates.
@@ -71,6 +77,18 @@ pub struct Settings {
     pub simulator: Option<SimSettings>,
 }
 
+/// What a reader of the output topics can rely on (`run.guarantee`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    /// Transactions: outputs, changelog and input offsets commit together; a `read_committed`
+    /// reader sees every output once. The shards' state is restored from the changelog.
+    ExactlyOnce,
+    /// Outputs acknowledged before offsets are committed; after a crash, those produced since
+    /// the last commit come again. Shards are rebuilt from the retained input.
+    AtLeastOnce,
+}
+
 /// The built-in traffic simulator of the demo.
 #[derive(Debug, Clone)]
 pub struct SimSettings {
@@ -95,6 +113,13 @@ pub enum LiveError {
     Kafka(#[from] KafkaError),
     #[error("output delivery failed {0}; offsets after the last commit were not committed")]
     Delivery(String),
+    /// The changelog topic is unfit, or a record of it cannot be restored (exit 1; exit 2 at
+    /// the start-up check).
+    #[error("changelog: {0}")]
+    Changelog(String),
+    /// Fatal for the transactional producer (fenced, or the broker refuses transactions).
+    #[error("transactions: {0}; nothing after the last commit was committed")]
+    Transaction(KafkaError),
     /// The HTTP listener cannot bind its address (exit 2).
     #[error("http.listen: cannot listen on {0}: {1}")]
     Http(std::net::SocketAddr, std::io::Error),

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::Settings;
 use super::probe::Ends;
-use super::shard::{Owner, Record, Shard};
+use super::shard::{Owner, Record, Restoring, Shard};
+use super::{Guarantee, Settings};
 use crate::engine::{Outbox, SlaEvent};
 use crate::event::{self, Kind};
 use crate::metrics::{Metrics, OUTCOMES};
@@ -100,37 +100,69 @@ impl Shards {
         }
     }
 
+    /// The assigned partitions (`committed`, see [`Shards::assign`]) that this instance does
+    /// not hold a shard for at the committed position: their shards must be restored.
+    pub fn to_build(&self, committed: &[(i32, Vec<Committed>)]) -> Vec<i32> {
+        committed
+            .iter()
+            .filter(|(p, c)| {
+                let shard = self.by_partition.get(p);
+                !shard.is_some_and(|s| c.iter().enumerate().all(|(t, c)| s.position(t) == c.offset))
+            })
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     /// Keeps shards whose commit position equals the committed offsets (this instance had the
-    /// partition and committed everything before the rebalance); rebuilds the others from the
-    /// beginning of the log, suppressing what was delivered before the commit. `committed` has,
-    /// for each assigned partition number in ascending order, what was committed for each input
-    /// topic. Returns where to read each input topic-partition from: its shard's next offset, or
-    /// `None` for the beginning.
-    pub fn assign(&mut self, committed: &[(i32, Vec<Committed>)]) -> Vec<(usize, i32, Option<i64>)> {
+    /// partition and committed everything before the rebalance); the others come from
+    /// `restored` (read from the changelog), or without saved state are rebuilt from the
+    /// beginning of the log, suppressing what was delivered before the commit. `committed`
+    /// has, for each assigned partition number in ascending order, what was committed for each
+    /// input topic. Returns where to read each input topic-partition from: its shard's next
+    /// offset, or `None` for the beginning.
+    pub fn assign(
+        &mut self,
+        committed: &[(i32, Vec<Committed>)],
+        mut restored: HashMap<i32, Restoring>,
+    ) -> Result<Vec<(usize, i32, Option<i64>)>, String> {
         let topics = self.settings.input_topics.len();
         let partitions: Vec<i32> = committed.iter().map(|&(p, _)| p).collect();
-        let mut fresh = Vec::new();
+        let build = self.to_build(committed);
+        let (mut rebuilt, mut from_changelog) = (Vec::new(), Vec::new());
         let mut starts = Vec::new();
         for (p, committed) in committed {
             let p = *p;
-            let restore = committed
-                .iter()
-                .map(|c| c.frontier.unwrap_or(Instant::MIN))
-                .fold(Instant::MAX, Instant::min);
-            let offsets: Vec<i64> = committed.iter().map(|c| c.offset).collect();
-            let keep = self
-                .by_partition
-                .get(&p)
-                .is_some_and(|s| (0..topics).all(|t| s.position(t) == offsets[t]));
-            if !keep {
+            if build.contains(&p) {
                 let owner = Owner {
                     partition: p,
                     partitions: self.partitions,
                     partitioner: self.settings.partitioner,
                 };
-                let shard = Shard::new(self.rules.clone(), owner, &offsets, restore);
+                let offsets: Vec<i64> = committed.iter().map(|c| c.offset).collect();
+                let saved = match restored.remove(&p) {
+                    Some(r) => r
+                        .finish(owner, &self.settings.input_topics, &offsets, &mut self.outbox)
+                        .map_err(|e| format!("partition {p}: {e}"))?,
+                    None => None,
+                };
+                let mut shard = match saved {
+                    Some(shard) => {
+                        from_changelog.push((p, shard.engine.open_tickets()));
+                        shard
+                    }
+                    None => {
+                        let restore = committed
+                            .iter()
+                            .map(|c| c.frontier.unwrap_or(Instant::MIN))
+                            .fold(Instant::MAX, Instant::min);
+                        rebuilt.push(p);
+                        Shard::new(self.rules.clone(), owner, &offsets, restore)
+                    }
+                };
+                if self.settings.guarantee == Guarantee::ExactlyOnce {
+                    shard.track_changes();
+                }
                 self.by_partition.insert(p, shard);
-                fresh.push(p);
             }
             let shard = &self.by_partition[&p];
             starts.extend((0..topics).map(|t| (t, p, shard.next(t))));
@@ -151,8 +183,22 @@ impl Shards {
             .iter()
             .flat_map(|&p| (0..topics).map(move |t| (t, p)))
             .collect();
-        info!(assigned = ?partitions, rebuilding = ?fresh, "partitions assigned");
-        starts
+        info!(assigned = ?partitions, rebuilding = ?rebuilt, restored = ?from_changelog, "partitions assigned");
+        Ok(starts)
+    }
+
+    /// Forgets every shard (a transaction was aborted: they are ahead of the last commit).
+    pub fn drop_all(&mut self) {
+        self.by_partition.clear();
+        self.outbox.sla.clear();
+        self.outbox.dead.clear();
+    }
+
+    /// The changelog records of shard `p` since its last save (see [`Shard::save`]).
+    pub fn save(&mut self, p: i32) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let fingerprint = self.rules.fingerprint;
+        let topics = &self.settings.input_topics;
+        self.by_partition.get_mut(&p).map_or_else(Vec::new, |s| s.save(topics, fingerprint))
     }
 
     /// The partitions are being revoked: the paused topic-partitions, to resume.

@@ -15,7 +15,7 @@ use super::feed::{Feed, feed};
 use super::probe::{self, Ends};
 use super::shards::Shards;
 use super::views::View;
-use super::{LiveError, Settings, kafka};
+use super::{Guarantee, LiveError, Settings, kafka, store};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::policy::Rules;
@@ -78,6 +78,9 @@ fn monitor(
     let probe_check: BaseConsumer = probe_client.create().map_err(LiveError::Client)?;
     let partitions = probe::partition_counts(&probe_check, &settings.input_topics)?;
     drop(probe_check);
+    if settings.guarantee == Guarantee::ExactlyOnce && settings.brokers.is_some() {
+        store::ensure_topic(&settings, bootstrap, partitions as i32)?;
+    }
     let ends = Arc::new(Ends::default());
     let shards = Shards::new(
         settings.clone(),
@@ -92,7 +95,7 @@ fn monitor(
     let token = settings.api_token.as_deref();
     let (_, http) = crate::http::spawn(settings.http_listen, metrics.clone(), api, token, stop.clone())
         .map_err(|e| LiveError::Http(settings.http_listen, e))?;
-    let consumer = kafka::consumer(&settings, bootstrap, metrics, shards, producer)?;
+    let consumer = kafka::consumer(&settings, bootstrap, stop.clone(), metrics, shards, producer)?;
     let probe = probe::spawn(
         &probe_client,
         settings.input_topics.clone(),
@@ -123,7 +126,7 @@ fn monitor(
 /// Starts the in-process broker with the configured topics and says where it listens.
 fn embedded_broker(s: &Settings) -> Result<MockCluster<'static, DefaultProducerContext>, LiveError> {
     let cluster = MockCluster::new(1)?;
-    for topic in s.input_topics.iter().chain([&s.output_topic, &s.dead_letter_topic]) {
+    for topic in s.input_topics.iter().chain([&s.output_topic, &s.dead_letter_topic, &s.changelog_topic]) {
         cluster.create_topic(topic, s.embedded_partitions, 1)?;
     }
     let bootstrap = cluster.bootstrap_servers();

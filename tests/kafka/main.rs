@@ -7,6 +7,8 @@
 #[allow(dead_code)]
 mod support;
 
+mod exactly_once;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -366,12 +368,19 @@ fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
     );
 }
 
+/// One of several instances on this host: each needs a transactional id of its own (the
+/// default is per host).
+fn member(cfg: &Path, name: &str) -> Monitor {
+    let stem = cfg.file_stem().unwrap().to_string_lossy();
+    Monitor::start_with(cfg, name, &[("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &format!("{stem}-{name}"))])
+}
+
 #[test]
 fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
     let (broker, _, cfg, expected) = loaded("pair", 4, 4, 40_000, "");
-    let a = Monitor::start(&cfg, "a");
+    let a = member(&cfg, "a");
     a.wait_for("partitions assigned", 30 * SEC);
-    let mut b = Monitor::start(&cfg, "b");
+    let mut b = member(&cfg, "b");
     b.wait_for("partitions assigned", 60 * SEC);
     std::thread::sleep(SEC);
     b.signal("-INT");
@@ -390,9 +399,9 @@ fn a_second_instance_joining_and_leaving_under_load_changes_nothing() {
 #[test]
 fn a_second_instance_joining_an_idle_group_keeps_the_shards_that_stay() {
     let (broker, _, cfg, expected) = loaded("idle", 4, 6, 2_000, "");
-    let a = Monitor::start(&cfg, "a");
+    let a = member(&cfg, "a");
     let lines = read_sla(&broker.bootstrap, "idle-sla", expected.len());
-    let mut b = Monitor::start(&cfg, "b");
+    let mut b = member(&cfg, "b");
     b.wait_for("partitions assigned", 60 * SEC);
     b.signal("-INT");
     assert!(b.wait_exit(30 * SEC).success(), "{}", b.log_text());
@@ -463,7 +472,8 @@ fn small(dir: &Path, group: &str, http: &str) -> (&'static Broker, PathBuf) {
     (broker, small_config(dir, &broker.bootstrap, group, http))
 }
 
-/// librdkafka's mock cluster with the topics of [`small_config`], for fault injection.
+/// librdkafka's mock cluster with the topics of [`small_config`], for fault injection. It has
+/// transactions but not the admin requests that check the changelog topic: at-least-once.
 fn mock_cluster(
     dir: &Path,
     group: &str,
@@ -477,7 +487,7 @@ fn mock_cluster(
         cluster.create_topic(&format!("{group}-{suffix}"), 1, 1).unwrap();
     }
     let bootstrap = cluster.bootstrap_servers();
-    let cfg = small_config(dir, &bootstrap, group, "");
+    let cfg = small_config(dir, &bootstrap, group, "[run]\nguarantee = \"at_least_once\"");
     (cluster, bootstrap, cfg)
 }
 

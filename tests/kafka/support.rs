@@ -192,7 +192,8 @@ impl Broker {
                  transaction.state.log.num.partitions=3\n\
                  share.coordinator.state.topic.replication.factor=1\n\
                  share.coordinator.state.topic.min.isr=1\n\
-                 group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=1000\n",
+                 group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=1000\n\
+                 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000\n",
                 dir.path().join("data").display()
             ),
         )
@@ -493,27 +494,92 @@ pub fn by_id(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, String
 /// What `replay` makes of each partition's events on its own (the live monitor keeps one
 /// frontier per partition), with the frontier finally at `until`.
 pub fn replay_by_partition(config: &Path, events: &[(i32, String, String)], until: &str) -> Vec<String> {
+    replay_partitions(config, events, Some(until)).sla.into_values().flatten().collect()
+}
+
+/// What `replay` made of each partition's events.
+pub struct Replayed {
+    /// SLA events by partition, in emission order.
+    pub sla: BTreeMap<i32, Vec<String>>,
+    /// Dead letters, over all partitions.
+    pub dead: usize,
+}
+
+/// What `replay` makes of each partition's events; with `--until` if given, else the frontier
+/// ends at the partition's last event.
+pub fn replay_partitions(config: &Path, events: &[(i32, String, String)], until: Option<&str>) -> Replayed {
     let dir = tempfile::tempdir().unwrap();
     let mut partitions: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
     for (p, _, json) in events {
         partitions.entry(*p).or_default().push(json);
     }
-    let mut lines = Vec::new();
+    let mut out = Replayed {
+        sla: BTreeMap::new(),
+        dead: 0,
+    };
     for (p, evs) in partitions {
         let input = dir.path().join(format!("p{p}.ndjson"));
+        let dead = dir.path().join(format!("p{p}.dead"));
         std::fs::write(&input, evs.join("\n") + "\n").unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_slawatch"))
-            .args(["replay", "--config"])
-            .arg(config)
-            .arg("--input")
-            .arg(&input)
-            .args(["--until", until])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        lines.extend(String::from_utf8(out.stdout).unwrap().lines().map(String::from));
+        let mut replay = Command::new(env!("CARGO_BIN_EXE_slawatch"));
+        replay.args(["replay", "--config"]).arg(config).arg("--input").arg(&input);
+        replay.arg("--dead-letter").arg(&dead);
+        if let Some(until) = until {
+            replay.args(["--until", until]);
+        }
+        let done = replay.output().unwrap();
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+        let lines = String::from_utf8(done.stdout).unwrap().lines().map(String::from).collect();
+        out.sla.insert(p, lines);
+        out.dead += std::fs::read_to_string(&dead).unwrap().lines().count();
     }
-    lines
+    out
+}
+
+/// The values of `msgs` by partition, in offset order.
+pub fn by_partition(msgs: &[OwnedMessage]) -> BTreeMap<i32, Vec<String>> {
+    let mut out: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    for m in msgs {
+        out.entry(m.partition()).or_default().push((m.offset(), text(m)));
+    }
+    out.into_iter()
+        .map(|(p, mut v)| {
+            v.sort();
+            (p, v.into_iter().map(|(_, t)| t).collect())
+        })
+        .collect()
+}
+
+/// Asserts that every partition holds exactly the expected lines, in order: no gap, no
+/// duplicate, no reordering. Reports the first difference.
+pub fn assert_exact(got: &BTreeMap<i32, Vec<String>>, expected: &BTreeMap<i32, Vec<String>>) {
+    for (p, want) in expected {
+        let have = got.get(p).map_or(&[][..], Vec::as_slice);
+        let first = have.iter().zip(want).position(|(a, b)| a != b);
+        assert!(
+            first.is_none() && have.len() == want.len(),
+            "partition {p}: {} lines, {} expected; first difference at {:?}: got {:?}, expected {:?}",
+            have.len(),
+            want.len(),
+            first,
+            first.or(Some(have.len().min(want.len()))).and_then(|i| have.get(i)),
+            first.or(Some(have.len().min(want.len()))).and_then(|i| want.get(i)),
+        );
+    }
+    let extra: Vec<&i32> = got.keys().filter(|p| !expected.contains_key(p)).collect();
+    assert!(extra.is_empty(), "output on unexpected partitions {extra:?}");
+}
+
+/// Deletes the records of `topic` partition `partition` before offset `before` (Kafka's
+/// DeleteRecords), as retention would.
+pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before)).unwrap();
+    let deleted = block_on(admin.delete_records(&tpl, &AdminOptions::new())).unwrap();
+    for e in deleted.elements() {
+        assert!(e.error().is_ok(), "deleting records of {topic}: {:?}", e.error());
+    }
 }
 
 /// The example configuration with a `[kafka]` section (and `extra` TOML) appended: consumer
