@@ -2,14 +2,16 @@
 //! `scripts/setup.sh`), two parts:
 //!
 //! - `throughput`: catch-up rate against a bare rdkafka consumer reading the same topic in the
-//!   same run (target: at least 70%), with the default configuration and with
-//!   `run.log_sla_events = false`. `SLAWATCH_BENCH_EVENTS` sets the number of events
-//!   (default 2,000,000). Rates are measured from the first record consumed (bare) or the
-//!   first commit (slawatch) to the last, so group joins do not count; slawatch commits every
-//!   second, which bounds its timing error to about a second.
+//!   same run (target: at least 70%), with the default configuration (exactly-once), with
+//!   `run.log_sla_events = false`, and at-least-once. `SLAWATCH_BENCH_EVENTS` sets the number
+//!   of events (default 2,000,000). Rates are measured from the first record consumed (bare)
+//!   or the first commit (slawatch) to the last, so group joins do not count; slawatch commits
+//!   every second, which bounds its timing error to about a second.
 //! - `latency`: with 1,000,000 open tickets (`SLAWATCH_BENCH_OPEN`), the delay from each
-//!   alert's instant to its arrival at a reader of the output topic (target p99: `idle_grace`
-//!   + 1 s), and the monitor's resident memory.
+//!   alert's instant to its arrival at a `read_committed` reader of the output topic (target
+//!   p99: `idle_grace` + 1 s), and the monitor's resident memory; then a graceful restart: the
+//!   time from the new process's start to ready (`/readyz`), its shards restored from the
+//!   changelog (target: 10 s), and the changelog's size on the broker's disk per ticket.
 //!
 //! `cargo bench --bench kafka` runs both; `cargo bench --bench kafka -- latency` one.
 
@@ -57,8 +59,14 @@ fn throughput(wanted: usize) {
     let bare = bare_consumer_rate(&broker.bootstrap, n);
     println!("bare rdkafka consumer: {bare:.0} msg/s");
     let runs = [
-        ("bench", "defaults", ""),
-        ("bench-quiet", "log_sla_events = false", "[run]\nlog_sla_events = false"),
+        ("bench", "defaults: exactly_once", ""),
+        ("bench-quiet", "exactly_once, log_sla_events = false", "[run]\nlog_sla_events = false"),
+        ("bench-alo", "at_least_once", "[run]\nguarantee = \"at_least_once\""),
+        (
+            "bench-alo-quiet",
+            "at_least_once, log_sla_events = false",
+            "[run]\nguarantee = \"at_least_once\"\nlog_sla_events = false",
+        ),
     ];
     for (group, label, extra) in runs {
         let (rate, peak) = catch_up(&broker, group, extra, n);
@@ -186,6 +194,49 @@ fn latency(open: usize) {
         q(1.0)
     );
     println!("slawatch RSS with {open} open tickets: {rss} MiB");
+    restart(&broker, monitor, &cfg, open);
+}
+
+/// A graceful stop and a start on the same group: time to ready, the restore's share of it,
+/// memory afterwards and the changelog's size per ticket.
+fn restart(broker: &Broker, mut monitor: Monitor, cfg: &std::path::Path, open: usize) {
+    monitor.signal("-TERM");
+    assert!(monitor.wait_exit(Duration::from_secs(120)).success(), "{}", monitor.log_text());
+    let started = Instant::now();
+    let again = Monitor::start(cfg, "restarted");
+    while again.http_get("/readyz").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(120), "{}", again.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ready = started.elapsed().as_secs_f64();
+    let log = again.log_text();
+    let read = log.lines().find(|l| l.contains("changelog read")).map_or(serde_json::Value::Null, |l| {
+        serde_json::from_str::<serde_json::Value>(l).unwrap()["fields"].clone()
+    });
+    let bytes = dir_bytes(&broker.dir().join("data"), "latency-changelog-");
+    println!(
+        "restart to ready with {open} open tickets: {ready:.2} s (changelog read: {} records in {} ms); RSS after: {} MiB",
+        read["records"],
+        read["ms"],
+        memory_mib(&again, "VmRSS")
+    );
+    println!(
+        "changelog on disk: {bytes} bytes, {:.1} bytes per ticket (before compaction)",
+        bytes as f64 / open as f64
+    );
+}
+
+/// Bytes of the log segments in the subdirectories of `dir` whose names start with `prefix`.
+fn dir_bytes(dir: &std::path::Path, prefix: &str) -> u64 {
+    let entries = std::fs::read_dir(dir).unwrap();
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten())
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn bare_consumer_rate(bootstrap: &str, n: i64) -> f64 {

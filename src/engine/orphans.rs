@@ -139,20 +139,20 @@ impl<P> Orphans<P> {
     }
 }
 
-impl<P: Clone> Orphans<P> {
-    /// The events held or let go since the last call, by sequence number: with expiry and
-    /// payload while still held.
-    pub fn take_changes(&mut self) -> Vec<(u64, Option<(Instant, P)>)> {
+impl<P> Orphans<P> {
+    /// The sequence numbers of the events held or let go since the last call, ascending.
+    pub fn take_changes(&mut self) -> Vec<u64> {
         let mut seqs = self.changes.as_mut().map(std::mem::take).unwrap_or_default();
         seqs.sort_unstable();
         seqs.dedup();
-        seqs.into_iter().map(|seq| (seq, self.get(seq))).collect()
+        seqs
     }
 
-    fn get(&self, seq: u64) -> Option<(Instant, P)> {
+    /// The event held under `seq`, if still held: its expiry and payload.
+    pub fn get(&self, seq: u64) -> Option<(Instant, &P)> {
         let i = self.queue.binary_search_by_key(&seq, |e| e.1).ok()?;
         let (expiry, _, id) = &self.queue[i];
         let (_, _, payload) = self.held.get(id)?.iter().find(|e| e.0 == seq)?;
-        Some((*expiry, payload.clone()))
+        Some((*expiry, payload))
     }
 }

@@ -80,17 +80,19 @@ pub struct Held<P> {
     pub payload: P,
 }
 
-/// What changed since the changes were last taken.
-#[derive(Debug)]
-pub struct Changed<P> {
-    /// Tickets forgotten, in order; a ticket created again after its id is also in `tickets`.
+/// What changed since the changes were last taken: look each one up with
+/// [`Engine::saved_ticket`] and [`Engine::saved_held`].
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Tickets forgotten, in order; a ticket created again after its id also has a slot.
     pub forgotten: Vec<CompactString>,
-    pub tickets: Vec<TicketState>,
-    /// Held events by sequence number: `None` once no longer held.
-    pub held: Vec<(u64, Option<(Instant, P)>)>,
+    /// Record slots of the tickets changed.
+    pub slots: Vec<u32>,
+    /// Sequence numbers of the events held or let go, ascending.
+    pub held: Vec<u64>,
 }
 
-impl<P: Clone> Engine<P> {
+impl<P> Engine<P> {
     /// Starts recording changes (live mode with a changelog).
     pub fn track_changes(&mut self) {
         self.tickets.track_changes();
@@ -102,21 +104,25 @@ impl<P: Clone> Engine<P> {
         self.tickets.changed() || self.orphans.changed()
     }
 
-    /// What changed since the last call, tombstones first.
-    pub fn take_changes(&mut self) -> Changed<P> {
+    /// What changed since the last call.
+    pub fn take_changes(&mut self) -> Changed {
         let changes = self.tickets.take_changes();
-        let tickets = changes
-            .slots
-            .iter()
-            .map(|&slot| self.tickets.get(slot))
-            .filter(|t| !t.id.is_empty())
-            .map(|t| self.export(t))
-            .collect();
         Changed {
             forgotten: changes.forgotten,
-            tickets,
+            slots: changes.slots,
             held: self.orphans.take_changes(),
         }
+    }
+
+    /// The state of the ticket in record slot `slot`, if one is there.
+    pub fn saved_ticket(&self, slot: u32) -> Option<TicketState> {
+        let t = self.tickets.get(slot);
+        (!t.id.is_empty()).then(|| self.export(t))
+    }
+
+    /// The event held under `seq`, if still held: when its hold ends, and its payload.
+    pub fn saved_held(&self, seq: u64) -> Option<(Instant, &P)> {
+        self.orphans.get(seq)
     }
 
     pub fn progress(&self) -> Progress {
@@ -125,11 +131,6 @@ impl<P: Clone> Engine<P> {
             max_seen: self.max_seen,
             next_held: self.orphans.next_seq(),
         }
-    }
-
-    /// Every ticket's state, for a complete changelog.
-    pub fn export_all(&self) -> impl Iterator<Item = TicketState> + '_ {
-        self.tickets.in_slots(0..self.tickets.slots()).map(|t| self.export(t))
     }
 
     fn export(&self, t: &Ticket) -> TicketState {

@@ -548,14 +548,14 @@ impl Ctx {
         }
         let transactional = self.settings.guarantee == Guarantee::ExactlyOnce;
         if transactional {
-            for (p, _, _) in &progress {
-                for (key, value) in shards.save(*p) {
-                    let mut record = BaseRecord::to(&self.settings.changelog_topic).key(&key[..]).partition(*p);
-                    if let Some(v) = &value {
-                        record = record.payload(&v[..]);
+            for &(p, _, _) in &progress {
+                shards.save(p, |key, value| {
+                    let mut record = BaseRecord::to(&self.settings.changelog_topic).key(key).partition(p);
+                    if let Some(v) = value {
+                        record = record.payload(v);
                     }
                     self.produce(record);
-                }
+                });
             }
         }
         if let Err(e) = self.producer.flush(wait) {

@@ -240,26 +240,33 @@ impl Shard {
         self.engine.track_changes();
     }
 
-    /// The changelog records (key, value or tombstone) of what changed since the last call,
-    /// the partition record last: with [`Shard::progress`] taken just before, they are the
-    /// state at those positions. `topics` are the input topic names.
-    pub fn save(&mut self, topics: &[String], fingerprint: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    /// Hands `emit` the changelog records (key, value or `None` for a tombstone) of what
+    /// changed since the last call, one at a time, the partition record last: with
+    /// [`Shard::progress`] taken just before, they are the state at those positions. `topics`
+    /// are the input topic names.
+    pub fn save(&mut self, topics: &[String], fingerprint: u64, mut emit: impl FnMut(&[u8], Option<&[u8]>)) {
         let changed = self.engine.take_changes();
-        let mut records = Vec::with_capacity(changed.forgotten.len() + changed.tickets.len() + changed.held.len() + 1);
-        records.extend(changed.forgotten.iter().map(|id| (changelog::ticket_key(id), None)));
-        for t in &changed.tickets {
-            let mut value = Vec::with_capacity(96);
-            changelog::encode_ticket(t, &mut value);
-            records.push((changelog::ticket_key(&t.id), Some(value)));
+        let mut value = Vec::with_capacity(128);
+        for id in &changed.forgotten {
+            emit(&changelog::ticket_key(id), None);
         }
-        for (seq, held) in changed.held {
-            let value = held.map(|(expiry, record)| {
-                let mut value = Vec::new();
-                let topic = topics[record.topic].clone();
-                changelog::encode_held(seq, &HeldRecord { expiry, topic, record }, &mut value);
-                value
+        for t in changed.slots.iter().filter_map(|&slot| self.engine.saved_ticket(slot)) {
+            changelog::encode_ticket(&t, &mut value);
+            emit(&changelog::ticket_key(&t.id), Some(&value));
+        }
+        for seq in changed.held {
+            let held = self.engine.saved_held(seq).map(|(expiry, record)| HeldRecord {
+                expiry,
+                topic: topics[record.topic].clone(),
+                record: record.clone(),
             });
-            records.push((changelog::held_key(seq), value));
+            match held {
+                Some(h) => {
+                    changelog::encode_held(seq, &h, &mut value);
+                    emit(&changelog::held_key(seq), Some(&value));
+                }
+                None => emit(&changelog::held_key(seq), None),
+            }
         }
         let state = PartitionState {
             fingerprint,
@@ -268,10 +275,8 @@ impl Shard {
                 .map(|(i, t)| (topics[i].clone(), self.position(i), t.frontier))
                 .collect(),
         };
-        let mut value = Vec::new();
         changelog::encode_partition(&state, &mut value);
-        records.push((changelog::partition_key(), Some(value)));
-        records
+        emit(&changelog::partition_key(), Some(&value));
     }
 
     pub fn mark_committed(&mut self, positions: &[i64], frontier: Instant) {
@@ -704,9 +709,16 @@ normal = "1h"
             let next = chunks.get(i + 1).map_or(i64::MAX / 2, |c| event::decode(c[0].as_bytes(), 65_536).unwrap().occurred_at);
             shard.tick(|_| true, next, out);
             let (positions, frontier) = shard.progress().expect("moved");
-            log.extend(shard.save(&names, shard.engine.rules().fingerprint));
+            let fingerprint = shard.engine.rules().fingerprint;
+            shard.save(&names, fingerprint, |k, v| log.push((k.to_vec(), v.map(<[u8]>::to_vec))));
             shard.mark_committed(&positions, frontier);
         }
+    }
+
+    fn saved(shard: &mut Shard, fingerprint: u64) -> Log {
+        let mut log = Log::new();
+        shard.save(&["in".to_string()], fingerprint, |k, v| log.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+        log
     }
 
     fn restore(rules: &Arc<Rules>, log: &[(Vec<u8>, Option<Vec<u8>>)], out: &mut Outbox<Record>) -> Shard {
@@ -786,7 +798,7 @@ normal = "1h"
         feed(&mut shard, &[(0, &created("T-1", "10:00")), (0, &created("T-2", "10:40"))], &mut [0], &mut out);
         assert_eq!(ids(&out), ["warning:first_response:1:0.5:T-1"]);
         shard.progress().unwrap();
-        let log = shard.save(&["in".to_string()], before.fingerprint);
+        let log = saved(&mut shard, before.fingerprint);
 
         let same = restore(&before, &log, &mut Outbox::default());
         let active: Vec<String> = same.replayed.iter().map(SlaEvent::id).collect();
@@ -807,7 +819,7 @@ normal = "1h"
         let mut shard = Shard::new(rules(RULES), ONLY, &[0], Instant::MIN);
         shard.track_changes();
         feed(&mut shard, &[(0, &created("T-1", "10:00"))], &mut [0], &mut Outbox::default());
-        let mut log = shard.save(&["in".to_string()], 0);
+        let mut log = saved(&mut shard, 0);
         log.pop();
         let mut r = Restoring::new(rules(RULES));
         for (k, v) in &log {

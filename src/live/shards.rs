@@ -194,11 +194,13 @@ impl Shards {
         self.outbox.dead.clear();
     }
 
-    /// The changelog records of shard `p` since its last save (see [`Shard::save`]).
-    pub fn save(&mut self, p: i32) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    /// Hands `emit` the changelog records of shard `p` since its last save (see
+    /// [`Shard::save`]).
+    pub fn save(&mut self, p: i32, emit: impl FnMut(&[u8], Option<&[u8]>)) {
         let fingerprint = self.rules.fingerprint;
-        let topics = &self.settings.input_topics;
-        self.by_partition.get_mut(&p).map_or_else(Vec::new, |s| s.save(topics, fingerprint))
+        if let Some(s) = self.by_partition.get_mut(&p) {
+            s.save(&self.settings.input_topics, fingerprint, emit);
+        }
     }
 
     /// The partitions are being revoked: the paused topic-partitions, to resume.
