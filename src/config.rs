@@ -871,6 +871,28 @@ mod tests {
     }
 
     #[test]
+    fn exactly_once_settings_default_from_the_group_and_are_checked() {
+        let loaded = from_toml("[kafka]\ngroup_id = \"desk\"").unwrap();
+        let live = &loaded.live;
+        assert_eq!(live.guarantee, Guarantee::ExactlyOnce);
+        assert_eq!((live.changelog_topic.as_str(), live.transactional_id.as_deref()), ("desk-changelog", None));
+        let p = problems("[kafka]\noutput_topic = \"slawatch-changelog\"\ntransactional_id = \"\"\n");
+        assert_reported(
+            &p,
+            &[
+                "kafka.changelog_topic: topic \"slawatch-changelog\" is already kafka.output_topic",
+                "kafka.transactional_id: must not be empty",
+            ],
+        );
+        let p = problems("[run]\nguarantee = \"twice\"");
+        assert!(p.iter().any(|e| e.contains("run.guarantee") && e.contains("exactly_once")), "{p:?}");
+        assert_reported(
+            &problems("[engine]\nmax_event_bytes = 300000"),
+            &["engine.max_event_bytes: must be at most 262144"],
+        );
+    }
+
+    #[test]
     fn alerting_problems_name_their_keys() {
         let p = problems(
             r#"

@@ -26,7 +26,7 @@ const LATENCY_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0
 /// Output sinks.
 pub const SINKS: [&str; 2] = ["sla_events", "dead_letters"];
 /// Stages whose errors are counted.
-pub const STAGES: [&str; 4] = ["consume", "produce", "commit", "rebalance"];
+pub const STAGES: [&str; 5] = ["consume", "produce", "commit", "rebalance", "restore"];
 
 pub struct Metrics {
     pub registry: Registry,
@@ -184,7 +184,7 @@ impl Metrics {
             .with_label_values::<&str>(&[]),
             errors: counter(
                 "slawatch_processing_errors_total",
-                "Errors by stage (consume, produce, commit, rebalance).",
+                "Errors by stage (consume, produce, commit, rebalance, restore).",
                 &["stage"],
             ),
             ready: int_gauge(

@@ -163,15 +163,11 @@ impl ProducerContext for Deliveries {
             Ok(msg) => msg.topic(),
             Err((_, msg)) => msg.topic(),
         };
-        if topic == self.changelog_topic {
-            if let Err((e, msg)) = result {
-                debug!(partition = msg.partition(), "changelog record not delivered: {e}");
-            }
-            return;
+        if topic != self.changelog_topic {
+            let sink = if topic == self.output_topic { SINKS[0] } else { SINKS[1] };
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            self.metrics.deliveries.with_label_values(&[sink, outcome]).inc();
         }
-        let sink = if topic == self.output_topic { SINKS[0] } else { SINKS[1] };
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        self.metrics.deliveries.with_label_values(&[sink, outcome]).inc();
         if let Err((e, msg)) = result {
             let redone = self.transactional
                 && matches!(
@@ -589,9 +585,7 @@ impl Ctx {
     /// instance with the same transactional id, or by the group) stops the monitor.
     fn commit_transaction(&self, consumer: &BaseConsumer<Ctx>, offsets: &TopicPartitionList, wait: Duration) -> Result<(), LiveError> {
         let wait = wait.max(COMMIT_FLUSH);
-        let group = consumer
-            .group_metadata()
-            .ok_or_else(|| LiveError::Changelog("no consumer group metadata".into()))?;
+        let group = consumer.group_metadata().expect("a consumer with a group id");
         let mut result = self.producer.send_offsets_to_transaction(offsets, &group, wait);
         if result.is_ok() {
             result = self.producer.commit_transaction(wait);

@@ -113,8 +113,11 @@ pub enum LiveError {
     Kafka(#[from] KafkaError),
     #[error("output delivery failed {0}; offsets after the last commit were not committed")]
     Delivery(String),
-    /// The changelog topic is unfit, or a record of it cannot be restored (exit 1; exit 2 at
-    /// the start-up check).
+    /// The changelog topic exists with another partition count or cleanup policy, or cannot
+    /// be created (exit 2).
+    #[error("{0}")]
+    ChangelogTopic(String),
+    /// A changelog record cannot be restored (exit 1).
     #[error("changelog: {0}")]
     Changelog(String),
     /// Fatal for the transactional producer (fenced, or the broker refuses transactions).
@@ -139,7 +142,7 @@ impl LiveError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..)
+            LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..) | LiveError::ChangelogTopic(_)
         )
     }
 }

@@ -28,7 +28,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `cleanup.policy=compact`.
 pub fn ensure_topic(s: &Settings, bootstrap: &str, partitions: i32) -> Result<(), LiveError> {
     let topic = &s.changelog_topic;
-    let wrong = |why: String| LiveError::Changelog(format!("kafka.changelog_topic {topic:?}: {why}"));
+    let wrong = |why: String| LiveError::ChangelogTopic(format!("kafka.changelog_topic {topic:?}: {why}"));
     let metadata: BaseConsumer = client_config(bootstrap, &s.client, &[], &[]).create().map_err(LiveError::Client)?;
     let md = metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
     let found = md.topics().first().filter(|t| t.error().is_none()).map(|t| t.partitions().len());

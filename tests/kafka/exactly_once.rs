@@ -182,6 +182,25 @@ fn tickets_outlive_the_input_retention() {
     assert!(dead.is_empty(), "{} dead letters", dead.len());
 }
 
+/// A changelog topic that would lose state (deleting cleanup policy) or does not match the
+/// input's partitions stops the start as a configuration error, naming it.
+#[test]
+fn an_unfit_changelog_topic_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (group, partitions, policy, why) in [
+        ("unfit-policy", 1, "delete", r#"cleanup.policy is Some("delete")"#),
+        ("unfit-count", 2, "compact", "has 2 partitions, the input topics 1"),
+    ] {
+        let (broker, cfg) = small(dir.path(), group, "");
+        let changelog = format!("{group}-changelog");
+        create_topics_with(&broker.bootstrap, &[(&changelog, partitions, &[("cleanup.policy", policy)])]);
+        let mut monitor = Monitor::start(&cfg, "monitor");
+        assert_eq!(monitor.wait_exit(30 * SEC).code(), Some(2), "{}", monitor.log_text());
+        let named = format!("kafka.changelog_topic \"{changelog}\": {why}");
+        assert!(monitor.log_text().contains(&named), "{}", monitor.log_text());
+    }
+}
+
 /// A record in the changelog that is not the monitor's: the restart refuses to continue from
 /// a state it cannot read, and says where the record is.
 #[test]
