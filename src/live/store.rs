@@ -3,7 +3,7 @@
 //! is [`super::changelog`]'s; how they are written, in the commit's transaction, is
 //! [`super::kafka`]'s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as WallInstant};
@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::kafka::{client_config, client_error};
 use super::shard::Restoring;
@@ -88,10 +88,11 @@ pub fn restore(
 ) -> Result<HashMap<i32, Restoring>, LiveError> {
     let started = WallInstant::now();
     let topic = &s.changelog_topic;
+    // An empty partition's end is known after one fetch, which would wait up to 500 ms for data.
     let consumer: BaseConsumer<Reader> = client_config(
         bootstrap,
         &s.client,
-        &[("fetch.queue.backoff.ms", "10")],
+        &[("fetch.queue.backoff.ms", "10"), ("fetch.wait.max.ms", "10")],
         &[
             ("isolation.level", "read_committed"),
             ("enable.partition.eof", "true"),
@@ -104,16 +105,15 @@ pub fn restore(
     .create_with_context(Reader)
     .map_err(LiveError::Client)?;
     let mut restoring: HashMap<i32, Restoring> = HashMap::new();
-    let mut pending = TopicPartitionList::new();
+    let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         restoring.insert(p, Restoring::new(rules.clone()));
-        let (low, high) = consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)?;
-        if high > low {
-            pending.add_partition_offset(topic, p, Offset::Beginning)?;
-        }
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
-    let mut left: BTreeMap<i32, ()> = pending.elements().iter().map(|e| (e.partition(), ())).collect();
-    consumer.assign(&pending)?;
+    // Every partition, empty ones included, ends with an end-of-partition event; while the
+    // broker cannot be reached, the restore waits for it.
+    let mut left: BTreeSet<i32> = partitions.iter().copied().collect();
+    consumer.assign(&tpl)?;
     let mut records = 0u64;
     while !left.is_empty() {
         if stop.load(Ordering::Relaxed) {
@@ -129,6 +129,7 @@ pub fn restore(
                 shard.apply(entry).map_err(|e| LiveError::Changelog(format!("{}: {e}", at())))?;
             }
             Some(Err(KafkaError::PartitionEOF(p))) => drop(left.remove(&p)),
+            Some(Err(e)) if !e.rdkafka_error_code().is_some_and(is_fatal) => debug!("restore: {e}"),
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }
@@ -141,6 +142,16 @@ pub fn restore(
         "changelog read"
     );
     Ok(restoring)
+}
+
+/// Errors after which reading the changelog cannot go on (others, such as a broker that
+/// cannot be reached, pass).
+fn is_fatal(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::TopicAuthorizationFailed | C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition | C::OffsetOutOfRange
+    )
 }
 
 /// The restore's consumer, which asks for ends of partitions.
