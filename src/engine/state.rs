@@ -212,7 +212,10 @@ impl<P> Engine<P> {
             Some(slot) => *self.tickets.get_mut(slot) = t,
             None => {
                 if self.tickets.len() >= self.rules.engine.max_tickets {
-                    return Err(format!("more than engine.max_tickets ({})", self.rules.engine.max_tickets));
+                    return Err(format!(
+                        "more than engine.max_tickets ({})",
+                        self.rules.engine.max_tickets
+                    ));
                 }
                 self.tickets.insert(t);
             }

@@ -288,7 +288,9 @@ impl Tickets {
 
     /// Whether anything changed since the changes were last taken.
     pub fn changed(&self) -> bool {
-        self.changes.as_ref().is_some_and(|c| !c.slots.is_empty() || !c.forgotten.is_empty())
+        self.changes
+            .as_ref()
+            .is_some_and(|c| !c.slots.is_empty() || !c.forgotten.is_empty())
     }
 
     /// What changed since the last call (nothing unless tracking is on).
@@ -297,7 +299,13 @@ impl Tickets {
             return Changes::default();
         };
         let marked = std::mem::take(&mut c.marked);
-        let taken = std::mem::replace(c, Changes { marked, ..Changes::default() });
+        let taken = std::mem::replace(
+            c,
+            Changes {
+                marked,
+                ..Changes::default()
+            },
+        );
         c.marked.fill(0);
         taken
     }

@@ -262,7 +262,11 @@ impl<'a> Reader<'a> {
         if version == 0 || version > VERSION {
             return Err(DecodeError::Version(version));
         }
-        let body_end = value.len().checked_sub(4).filter(|&n| n >= 1).ok_or(DecodeError::Short)?;
+        let body_end = value
+            .len()
+            .checked_sub(4)
+            .filter(|&n| n >= 1)
+            .ok_or(DecodeError::Short)?;
         let (body, sum) = value.split_at(body_end);
         if checksum(key, body).to_le_bytes() != sum {
             return Err(DecodeError::Checksum);
@@ -278,7 +282,11 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(DecodeError::Short)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(DecodeError::Short)?;
         let b = &self.buf[self.pos..end];
         self.pos = end;
         Ok(b)
@@ -347,7 +355,9 @@ impl<'a> Reader<'a> {
     }
 
     fn word<T: Copy>(&mut self, all: &[T], what: &'static str) -> Result<T, DecodeError> {
-        all.get(self.byte()? as usize).copied().ok_or(DecodeError::Invalid(what))
+        all.get(self.byte()? as usize)
+            .copied()
+            .ok_or(DecodeError::Invalid(what))
     }
 
     fn ticket(mut self, id: CompactString) -> Result<TicketState, DecodeError> {
@@ -502,7 +512,10 @@ mod tests {
                 max_seen: 1_780_000_600_000,
                 next_held: 42,
             },
-            topics: vec![("ticket-events".into(), 1234, 1_780_000_500_000), ("replies".into(), 0, i64::MIN)],
+            topics: vec![
+                ("ticket-events".into(), 1234, 1_780_000_500_000),
+                ("replies".into(), 0, i64::MIN),
+            ],
         }
     }
 
@@ -524,7 +537,10 @@ mod tests {
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -91,7 +91,10 @@ fn producer_config(s: &Settings, bootstrap: &str) -> ClientConfig {
             bootstrap,
             &s.client,
             &defaults,
-            &[("enable.idempotence", "true"), ("transactional.id", &transactional_id(s))],
+            &[
+                ("enable.idempotence", "true"),
+                ("transactional.id", &transactional_id(s)),
+            ],
         ),
         Guarantee::AtLeastOnce => client_config(
             bootstrap,
@@ -172,10 +175,17 @@ impl ProducerContext for Deliveries {
             let redone = self.transactional
                 && matches!(
                     e.rdkafka_error_code(),
-                    Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                    Some(
+                        RDKafkaErrorCode::MessageTimedOut
+                            | RDKafkaErrorCode::PurgeQueue
+                            | RDKafkaErrorCode::PurgeInflight
+                    )
                 );
             if redone {
-                debug!(topic = msg.topic(), "output not delivered, the transaction will be done again: {e}");
+                debug!(
+                    topic = msg.topic(),
+                    "output not delivered, the transaction will be done again: {e}"
+                );
             } else {
                 error!(topic = msg.topic(), "output delivery failed: {e}");
                 self.failed(|| format!("to topic {}: {e}", msg.topic()));
@@ -361,14 +371,21 @@ impl Ctx {
     /// The committed offsets of `tpl`. With exactly-once they must be stable: offsets that an
     /// open transaction (of an instance that crashed) is committing are not answered until the
     /// transaction ends, at the latest after `transaction.timeout.ms`, so this waits for them.
-    fn committed(&self, consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) -> Result<TopicPartitionList, LiveError> {
+    fn committed(
+        &self,
+        consumer: &BaseConsumer<Ctx>,
+        tpl: &TopicPartitionList,
+    ) -> Result<TopicPartitionList, LiveError> {
         loop {
             match consumer.committed_offsets(tpl.clone(), self.settings.shutdown_grace) {
                 Err(e)
                     if self.settings.guarantee == Guarantee::ExactlyOnce
                         && !self.stop.load(Ordering::Relaxed)
                         && e.rdkafka_error_code().is_some_and(|c| {
-                            matches!(c, RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::UnstableOffsetCommit)
+                            matches!(
+                                c,
+                                RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::UnstableOffsetCommit
+                            )
                         }) =>
                 {
                     warn!("committed offsets not yet stable (an earlier owner's transaction is open): {e}");
@@ -583,7 +600,12 @@ impl Ctx {
     /// times out is retried; an abortable error aborts, and the shards are restored from the
     /// last commit (the aborted outputs are produced again); a fatal one (fenced by another
     /// instance with the same transactional id, or by the group) stops the monitor.
-    fn commit_transaction(&self, consumer: &BaseConsumer<Ctx>, offsets: &TopicPartitionList, wait: Duration) -> Result<(), LiveError> {
+    fn commit_transaction(
+        &self,
+        consumer: &BaseConsumer<Ctx>,
+        offsets: &TopicPartitionList,
+        wait: Duration,
+    ) -> Result<(), LiveError> {
         let wait = wait.max(COMMIT_FLUSH);
         let group = consumer.group_metadata().expect("a consumer with a group id");
         let mut result = self.producer.send_offsets_to_transaction(offsets, &group, wait);

@@ -454,7 +454,12 @@ impl Restoring {
 
     pub fn apply(&mut self, entry: Entry) -> Result<(), String> {
         match entry {
-            Entry::Ticket(t) => return self.engine.restore_ticket(&t).map_err(|e| format!("ticket {:?}: {e}", t.id)),
+            Entry::Ticket(t) => {
+                return self
+                    .engine
+                    .restore_ticket(&t)
+                    .map_err(|e| format!("ticket {:?}: {e}", t.id));
+            }
             Entry::Forgotten(id) => self.engine.forget_restored(&id),
             Entry::Held(seq, Some(h)) => drop(self.held.insert(seq, h)),
             Entry::Held(seq, None) => drop(self.held.remove(&seq)),
@@ -698,7 +703,13 @@ normal = "1h"
 
     /// Feeds chunks `range` to a shard of one topic, ticking after each chunk up to the next
     /// chunk's first instant and saving to `log` as a commit would.
-    fn drive(shard: &mut Shard, chunks: &[Vec<String>], range: std::ops::Range<usize>, log: &mut Log, out: &mut Outbox<Record>) {
+    fn drive(
+        shard: &mut Shard,
+        chunks: &[Vec<String>],
+        range: std::ops::Range<usize>,
+        log: &mut Log,
+        out: &mut Outbox<Record>,
+    ) {
         let names = ["in".to_string()];
         let mut offset: i64 = chunks[..range.start].iter().map(|c| c.len() as i64).sum();
         for (i, chunk) in chunks.iter().enumerate().take(range.end).skip(range.start) {
@@ -706,18 +717,24 @@ normal = "1h"
                 shard.record(0, offset, Some(b"k"), Some(json.as_bytes()), i64::MAX, out);
                 offset += 1;
             }
-            let next = chunks.get(i + 1).map_or(i64::MAX / 2, |c| event::decode(c[0].as_bytes(), 65_536).unwrap().occurred_at);
+            let next = chunks.get(i + 1).map_or(i64::MAX / 2, |c| {
+                event::decode(c[0].as_bytes(), 65_536).unwrap().occurred_at
+            });
             shard.tick(|_| true, next, out);
             let (positions, frontier) = shard.progress().expect("moved");
             let fingerprint = shard.engine.rules().fingerprint;
-            shard.save(&names, fingerprint, |k, v| log.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+            shard.save(&names, fingerprint, |k, v| {
+                log.push((k.to_vec(), v.map(<[u8]>::to_vec)))
+            });
             shard.mark_committed(&positions, frontier);
         }
     }
 
     fn saved(shard: &mut Shard, fingerprint: u64) -> Log {
         let mut log = Log::new();
-        shard.save(&["in".to_string()], fingerprint, |k, v| log.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+        shard.save(&["in".to_string()], fingerprint, |k, v| {
+            log.push((k.to_vec(), v.map(<[u8]>::to_vec)))
+        });
         log
     }
 
@@ -726,11 +743,16 @@ normal = "1h"
         for (k, v) in log {
             r.apply(changelog::decode(k, v.as_deref()).unwrap()).unwrap();
         }
-        r.finish(ONLY, &["in".to_string()], &[0], out).unwrap().expect("saved state")
+        r.finish(ONLY, &["in".to_string()], &[0], out)
+            .unwrap()
+            .expect("saved state")
     }
 
     fn dead(out: &Outbox<Record>) -> Vec<(Record, Reason)> {
-        out.dead.iter().map(|d| (d.payload.clone(), d.rejection.reason)).collect()
+        out.dead
+            .iter()
+            .map(|d| (d.payload.clone(), d.rejection.reason))
+            .collect()
     }
 
     /// A shard restored from its changelog at any commit emits from there on exactly what the
@@ -769,7 +791,13 @@ normal = "1h"
             let mut restored_out = Outbox::default();
             let mut restored = restore(&rules, &log[..logged], &mut restored_out);
             assert!(restored_out.sla.is_empty() && restored_out.dead.is_empty());
-            drive(&mut restored, &chunks, chunk..chunks.len(), &mut Log::new(), &mut restored_out);
+            drive(
+                &mut restored,
+                &chunks,
+                chunk..chunks.len(),
+                &mut Log::new(),
+                &mut restored_out,
+            );
             assert_eq!(restored_out.sla, out.sla[sla..], "restored after chunk {chunk}");
             assert_eq!(dead(&restored_out), dead(&out)[dead_letters..]);
         }
@@ -795,7 +823,12 @@ normal = "1h"
         let mut shard = Shard::new(before.clone(), ONLY, &[0], Instant::MIN);
         shard.track_changes();
         let mut out = Outbox::default();
-        feed(&mut shard, &[(0, &created("T-1", "10:00")), (0, &created("T-2", "10:40"))], &mut [0], &mut out);
+        feed(
+            &mut shard,
+            &[(0, &created("T-1", "10:00")), (0, &created("T-2", "10:40"))],
+            &mut [0],
+            &mut out,
+        );
         assert_eq!(ids(&out), ["warning:first_response:1:0.5:T-1"]);
         shard.progress().unwrap();
         let log = saved(&mut shard, before.fingerprint);
@@ -818,14 +851,22 @@ normal = "1h"
     fn ticket_records_without_a_partition_record_are_refused() {
         let mut shard = Shard::new(rules(RULES), ONLY, &[0], Instant::MIN);
         shard.track_changes();
-        feed(&mut shard, &[(0, &created("T-1", "10:00"))], &mut [0], &mut Outbox::default());
+        feed(
+            &mut shard,
+            &[(0, &created("T-1", "10:00"))],
+            &mut [0],
+            &mut Outbox::default(),
+        );
         let mut log = saved(&mut shard, 0);
         log.pop();
         let mut r = Restoring::new(rules(RULES));
         for (k, v) in &log {
             r.apply(changelog::decode(k, v.as_deref()).unwrap()).unwrap();
         }
-        let e = r.finish(ONLY, &["in".to_string()], &[0], &mut Outbox::default()).err().unwrap();
+        let e = r
+            .finish(ONLY, &["in".to_string()], &[0], &mut Outbox::default())
+            .err()
+            .unwrap();
         assert!(e.contains("without a partition record"), "{e}");
     }
 

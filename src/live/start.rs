@@ -126,7 +126,11 @@ fn monitor(
 /// Starts the in-process broker with the configured topics and says where it listens.
 fn embedded_broker(s: &Settings) -> Result<MockCluster<'static, DefaultProducerContext>, LiveError> {
     let cluster = MockCluster::new(1)?;
-    for topic in s.input_topics.iter().chain([&s.output_topic, &s.dead_letter_topic, &s.changelog_topic]) {
+    for topic in s
+        .input_topics
+        .iter()
+        .chain([&s.output_topic, &s.dead_letter_topic, &s.changelog_topic])
+    {
         cluster.create_topic(topic, s.embedded_partitions, 1)?;
     }
     let bootstrap = cluster.bootstrap_servers();

@@ -29,11 +29,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn ensure_topic(s: &Settings, bootstrap: &str, partitions: i32) -> Result<(), LiveError> {
     let topic = &s.changelog_topic;
     let wrong = |why: String| LiveError::ChangelogTopic(format!("kafka.changelog_topic {topic:?}: {why}"));
-    let metadata: BaseConsumer = client_config(bootstrap, &s.client, &[], &[]).create().map_err(LiveError::Client)?;
+    let metadata: BaseConsumer = client_config(bootstrap, &s.client, &[], &[])
+        .create()
+        .map_err(LiveError::Client)?;
     let md = metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-    let found = md.topics().first().filter(|t| t.error().is_none()).map(|t| t.partitions().len());
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap, &s.client, &[], &[]).create().map_err(LiveError::Client)?;
+    let found = md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.partitions().len());
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, &s.client, &[], &[])
+        .create()
+        .map_err(LiveError::Client)?;
     let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
     match found {
         None | Some(0) => {
@@ -126,7 +133,9 @@ pub fn restore(
                 let entry = changelog::decode(m.key().unwrap_or_default(), m.payload())
                     .map_err(|e| LiveError::Changelog(format!("{}: cannot decode: {e}", at())))?;
                 let shard = restoring.get_mut(&m.partition()).expect("an assigned partition");
-                shard.apply(entry).map_err(|e| LiveError::Changelog(format!("{}: {e}", at())))?;
+                shard
+                    .apply(entry)
+                    .map_err(|e| LiveError::Changelog(format!("{}: {e}", at())))?;
             }
             Some(Err(KafkaError::PartitionEOF(p))) => drop(left.remove(&p)),
             Some(Err(e)) if !e.rdkafka_error_code().is_some_and(is_fatal) => debug!("restore: {e}"),
@@ -150,7 +159,11 @@ fn is_fatal(code: rdkafka::types::RDKafkaErrorCode) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
     matches!(
         code,
-        C::TopicAuthorizationFailed | C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition | C::OffsetOutOfRange
+        C::TopicAuthorizationFailed
+            | C::UnknownTopicOrPartition
+            | C::UnknownTopic
+            | C::UnknownPartition
+            | C::OffsetOutOfRange
     )
 }
 

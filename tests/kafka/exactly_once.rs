@@ -49,15 +49,23 @@ fn steady_load(bootstrap: &str, topic: &str, records: Vec<Rec>, seconds: u64) ->
 /// of replay and of the `bad` records, each once.
 fn assert_exactly_once(bootstrap: &str, group: &str, expected: &Replayed, bad: usize) {
     let total: usize = expected.sla.values().map(Vec::len).sum();
-    let sla = read_topic(bootstrap, &format!("{group}-sla"), 5 * SEC, 240 * SEC, |m| m.len() >= total);
+    let sla = read_topic(bootstrap, &format!("{group}-sla"), 5 * SEC, 240 * SEC, |m| {
+        m.len() >= total
+    });
     assert_exact(&by_partition(&sla), &expected.sla);
     let want = bad + expected.dead;
-    let dead = read_topic(bootstrap, &format!("{group}-dead"), 2 * SEC, 60 * SEC, |m| m.len() >= want);
+    let dead = read_topic(bootstrap, &format!("{group}-dead"), 2 * SEC, 60 * SEC, |m| {
+        m.len() >= want
+    });
     let mut sources: Vec<(String, String)> = dead
         .iter()
         .map(|m| {
             let at = |h| header(m, h).unwrap();
-            let expected_reason = if text(m).starts_with("not json") { "invalid_json" } else { "unknown_ticket" };
+            let expected_reason = if text(m).starts_with("not json") {
+                "invalid_json"
+            } else {
+                "unknown_ticket"
+            };
             assert_eq!(at("slawatch.reason"), expected_reason, "{}", text(m));
             (at("slawatch.source.partition"), at("slawatch.source.offset"))
         })
@@ -69,7 +77,12 @@ fn assert_exactly_once(bootstrap: &str, group: &str, expected: &Replayed, bad: u
 
 /// The input of `group`'s tests: `tickets` simulated tickets on `partitions` partitions, a
 /// bad record every 997 records; the configuration; what replay makes of it.
-fn scenario(group: &str, partitions: i32, tickets: u64, client: &str) -> (&'static Broker, Vec<Rec>, usize, PathBuf, Replayed) {
+fn scenario(
+    group: &str,
+    partitions: i32,
+    tickets: u64,
+    client: &str,
+) -> (&'static Broker, Vec<Rec>, usize, PathBuf, Replayed) {
     let broker = Broker::shared();
     let input = format!("{group}-in");
     create_group_topics(broker, group, &[&input], partitions);
@@ -78,7 +91,10 @@ fn scenario(group: &str, partitions: i32, tickets: u64, client: &str) -> (&'stat
     let extra = format!("[kafka.client]\n{client}\n");
     let cfg = config(broker.dir(), &broker.bootstrap, group, &[&input], &extra);
     let expected = replay_partitions(&cfg, &events, None);
-    assert!(expected.sla.values().all(|v| v.len() > 1_000), "a meaningful amount of output");
+    assert!(
+        expected.sla.values().all(|v| v.len() > 1_000),
+        "a meaningful amount of output"
+    );
     (broker, records, bad, cfg, expected)
 }
 
@@ -101,7 +117,8 @@ fn twenty_kill_9s_under_load_publish_exactly_what_replay_does() {
     assert_exactly_once(&broker.bootstrap, "loop", &expected, bad);
     let restored = (0..20).any(|run| {
         let log = std::fs::read_to_string(cfg.with_file_name(format!("loop-run{run}.log"))).unwrap();
-        log.lines().any(|l| l.contains("partitions assigned") && !l.contains(r#""restored":"[]""#))
+        log.lines()
+            .any(|l| l.contains("partitions assigned") && !l.contains(r#""restored":"[]""#))
     });
     assert!(restored, "the restarts restored shards from the changelog");
     assert_no_errors(&last);
@@ -116,7 +133,11 @@ fn a_group_of_three_with_members_leaving_and_joining_publishes_exactly_what_repl
     let load = steady_load(&broker.bootstrap, "trio-in", records, 40);
     let member = |name: &str| {
         let id = format!("trio-{name}");
-        Monitor::start_with(&cfg, name, &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)])
+        Monitor::start_with(
+            &cfg,
+            name,
+            &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)],
+        )
     };
     let (a, mut b) = (member("a"), member("b"));
     let c = member("c");
@@ -165,13 +186,21 @@ fn tickets_outlive_the_input_retention() {
 
     let second = Monitor::start(&cfg, "second");
     second.wait_for("partitions assigned", 30 * SEC);
-    let answered: Vec<Rec> = ids[..25].iter().map(|id| event("reply.sent", id, t0 + 5_000, REPLY)).collect();
+    let answered: Vec<Rec> = ids[..25]
+        .iter()
+        .map(|id| event("reply.sent", id, t0 + 5_000, REPLY))
+        .collect();
     produce(&broker.bootstrap, "kept-in", &answered);
     let lines = sla_lines(&broker.bootstrap, "kept-sla", 2 * SEC, |lines| {
         lines.iter().filter(|l| l.contains("sla.breached")).count() >= 25
     });
     for (i, id) in ids.iter().enumerate() {
-        let of = |kind: &str| lines.iter().filter(|l| l.contains(kind) && l.contains(&format!("\"{id}\""))).count();
+        let of = |kind: &str| {
+            lines
+                .iter()
+                .filter(|l| l.contains(kind) && l.contains(&format!("\"{id}\"")))
+                .count()
+        };
         let expected = if i < 25 { (1, 0) } else { (0, 1) };
         assert_eq!((of("sla.fulfilled"), of("sla.breached")), expected, "{id}");
     }
@@ -193,7 +222,10 @@ fn an_unfit_changelog_topic_is_refused_at_start() {
     ] {
         let (broker, cfg) = small(dir.path(), group, "");
         let changelog = format!("{group}-changelog");
-        create_topics_with(&broker.bootstrap, &[(&changelog, partitions, &[("cleanup.policy", policy)])]);
+        create_topics_with(
+            &broker.bootstrap,
+            &[(&changelog, partitions, &[("cleanup.policy", policy)])],
+        );
         let mut monitor = Monitor::start(&cfg, "monitor");
         assert_eq!(monitor.wait_exit(30 * SEC).code(), Some(2), "{}", monitor.log_text());
         let named = format!("kafka.changelog_topic \"{changelog}\": {why}");
@@ -207,7 +239,11 @@ fn an_unfit_changelog_topic_is_refused_at_start() {
 fn an_undecodable_changelog_record_stops_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, cfg) = small(dir.path(), "rot", "");
-    produce(&broker.bootstrap, "rot-in", &[event("ticket.created", "T-1", wall_now(), CREATED)]);
+    produce(
+        &broker.bootstrap,
+        "rot-in",
+        &[event("ticket.created", "T-1", wall_now(), CREATED)],
+    );
     let mut first = Monitor::start(&cfg, "first");
     first.wait_for("partitions assigned", 30 * SEC);
     while committed(&broker.bootstrap, "rot", "rot-in", 1)[0] < 1 {
@@ -216,10 +252,18 @@ fn an_undecodable_changelog_record_stops_the_restart() {
     first.signal("-TERM");
     assert!(first.wait_exit(30 * SEC).success(), "{}", first.log_text());
     let foreign = b"{\"id\":1}".to_vec();
-    produce(&broker.bootstrap, "rot-changelog", &[(0, Some(b"tT-1".to_vec()), Some(foreign.clone()))]);
+    produce(
+        &broker.bootstrap,
+        "rot-changelog",
+        &[(0, Some(b"tT-1".to_vec()), Some(foreign.clone()))],
+    );
     let records = read_topic(&broker.bootstrap, "rot-changelog", SEC, 10 * SEC, |m| m.len() >= 3);
     assert!(records.len() >= 3, "a ticket, a partition and the foreign record");
-    let offset = records.iter().find(|m| m.payload() == Some(&foreign[..])).unwrap().offset();
+    let offset = records
+        .iter()
+        .find(|m| m.payload() == Some(&foreign[..]))
+        .unwrap()
+        .offset();
 
     let mut second = Monitor::start(&cfg, "second");
     let status = second.wait_exit(60 * SEC);
@@ -240,15 +284,27 @@ fn outputs_are_written_in_transactions() {
     // Applying the reply emits `sla.fulfilled`; no tick emits an alert, so nothing commits
     // the transaction before the kill.
     let t0 = wall_now();
-    produce(&broker.bootstrap, "open-in", &[event("ticket.created", "T-1", t0, CREATED)]);
-    produce(&broker.bootstrap, "open-in", &[event("reply.sent", "T-1", t0 + 1_000, REPLY)]);
+    produce(
+        &broker.bootstrap,
+        "open-in",
+        &[event("ticket.created", "T-1", t0, CREATED)],
+    );
+    produce(
+        &broker.bootstrap,
+        "open-in",
+        &[event("reply.sent", "T-1", t0 + 1_000, REPLY)],
+    );
     let uncommitted = read_uncommitted(&broker.bootstrap, "open-sla", |lines| {
         lines.iter().any(|l| l.contains("sla.fulfilled"))
     });
     assert!(uncommitted, "the output reached the broker:\n{}", monitor.log_text());
     drop(monitor);
     let committed = read_topic(&broker.bootstrap, "open-sla", SEC, 3 * SEC, |_| true);
-    assert!(committed.is_empty(), "{:?}", committed.iter().map(text).collect::<Vec<_>>());
+    assert!(
+        committed.is_empty(),
+        "{:?}",
+        committed.iter().map(text).collect::<Vec<_>>()
+    );
 }
 
 /// Whether a `read_uncommitted` reader of `topic` sees lines for which `enough` holds within

@@ -494,7 +494,11 @@ pub fn by_id(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, String
 /// What `replay` makes of each partition's events on its own (the live monitor keeps one
 /// frontier per partition), with the frontier finally at `until`.
 pub fn replay_by_partition(config: &Path, events: &[(i32, String, String)], until: &str) -> Vec<String> {
-    replay_partitions(config, events, Some(until)).sla.into_values().flatten().collect()
+    replay_partitions(config, events, Some(until))
+        .sla
+        .into_values()
+        .flatten()
+        .collect()
 }
 
 /// What `replay` made of each partition's events.
@@ -522,14 +526,22 @@ pub fn replay_partitions(config: &Path, events: &[(i32, String, String)], until:
         let dead = dir.path().join(format!("p{p}.dead"));
         std::fs::write(&input, evs.join("\n") + "\n").unwrap();
         let mut replay = Command::new(env!("CARGO_BIN_EXE_slawatch"));
-        replay.args(["replay", "--config"]).arg(config).arg("--input").arg(&input);
+        replay
+            .args(["replay", "--config"])
+            .arg(config)
+            .arg("--input")
+            .arg(&input);
         replay.arg("--dead-letter").arg(&dead);
         if let Some(until) = until {
             replay.args(["--until", until]);
         }
         let done = replay.output().unwrap();
         assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-        let lines = String::from_utf8(done.stdout).unwrap().lines().map(String::from).collect();
+        let lines = String::from_utf8(done.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         out.sla.insert(p, lines);
         out.dead += std::fs::read_to_string(&dead).unwrap().lines().count();
     }
@@ -575,7 +587,8 @@ pub fn assert_exact(got: &BTreeMap<i32, Vec<String>>, expected: &BTreeMap<i32, V
 pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) {
     let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(before)).unwrap();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+        .unwrap();
     let deleted = block_on(admin.delete_records(&tpl, &AdminOptions::new())).unwrap();
     for e in deleted.elements() {
         assert!(e.error().is_ok(), "deleting records of {topic}: {:?}", e.error());
