@@ -25,7 +25,7 @@ mod timeline;
 mod view;
 
 pub use output::{Detail, Outcome, SlaEvent, SlaKind};
-pub use state::{Changed, CycleState as SavedCycle, Held, Progress, TicketState};
+pub use state::{Changed, Held, Progress, SavedCycle, TicketState};
 pub use ticket::{Cycle, Slot, Ticket};
 pub use view::{AT_RISK, CycleState, CycleView, Summary};
 

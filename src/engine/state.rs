@@ -45,13 +45,13 @@ pub struct TicketState {
     pub seen: [u32; 4],
     pub seen_next: u8,
     pub agent_replied: bool,
-    pub response: CycleState,
-    pub resolution: CycleState,
+    pub response: SavedCycle,
+    pub resolution: SavedCycle,
 }
 
 /// One cycle, configuration-independent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CycleState {
+pub struct SavedCycle {
     pub start: Instant,
     pub number: u16,
     /// [`Cycle`] flags.
@@ -141,7 +141,7 @@ impl<P> Engine<P> {
             .filter(|(bit, _)| t.tags & (1 << bit) != 0)
             .map(|(_, name)| name.clone())
             .collect();
-        let cycle = |c: &Cycle| CycleState {
+        let cycle = |c: &Cycle| SavedCycle {
             start: c.start,
             number: c.number,
             flags: c.flags,
@@ -189,7 +189,7 @@ impl<P> Engine<P> {
             tags: self.rules.tag_mask(s.tags.iter().map(|t| &**t)),
         };
         let fractions = &self.rules.fractions;
-        let cycle = |c: &CycleState| Cycle {
+        let cycle = |c: &SavedCycle| Cycle {
             start: c.start,
             number: c.number,
             flags: c.flags,

@@ -399,6 +399,9 @@ impl Ctx {
     /// and consumption resumes at the committed offsets.
     fn redo(&self, consumer: &BaseConsumer<Ctx>) {
         let mut shards = self.lock();
+        for (t, p) in shards.take_paused() {
+            self.pause(consumer, t, p, false);
+        }
         shards.drop_all();
         let result = consumer.assignment().map_err(LiveError::from).and_then(|mut tpl| {
             self.assign(&mut shards, consumer, &mut tpl)?;
@@ -582,61 +585,65 @@ impl Ctx {
                 .get_or_insert(LiveError::Delivery(failed));
             return;
         }
-        let committed = if transactional {
-            self.commit_transaction(consumer, &tpl, wait)
-        } else {
-            consumer.commit(&tpl, mode).map_err(LiveError::from)
-        };
-        match committed {
-            Ok(()) => shards.mark_committed(progress),
+        if !transactional {
+            match consumer.commit(&tpl, mode) {
+                Ok(()) => shards.mark_committed(progress),
+                Err(e) => {
+                    self.metrics.errors.with_label_values(&["commit"]).inc();
+                    warn!("committing offsets: {e}");
+                }
+            }
+            return;
+        }
+        match self.commit_transaction(consumer, &tpl, wait) {
+            Ok(true) => shards.mark_committed(progress),
+            Ok(false) => self.metrics.errors.with_label_values(&["commit"]).inc(),
             Err(e) => {
-                self.metrics.errors.with_label_values(&["commit"]).inc();
-                warn!("committing offsets: {e}");
+                error!("transactions cannot continue, stopping: {e}");
+                self.fail("commit", LiveError::Transaction(e));
             }
         }
     }
 
-    /// Adds `offsets` to the open transaction, commits it and begins the next. A commit that
-    /// times out is retried; an abortable error aborts, and the shards are restored from the
-    /// last commit (the aborted outputs are produced again); a fatal one (fenced by another
-    /// instance with the same transactional id, or by the group) stops the monitor.
+    /// Adds `offsets` to the open transaction, commits it and begins the next: `Ok(true)`. A
+    /// request that times out is retried for up to `run.shutdown_grace`; an abortable error
+    /// aborts, and the loop then restores the shards from the last commit (the aborted outputs
+    /// are produced again): `Ok(false)`. Any other error (fenced by another instance with the
+    /// same transactional id, say) ends the transactions.
     fn commit_transaction(
         &self,
         consumer: &BaseConsumer<Ctx>,
         offsets: &TopicPartitionList,
         wait: Duration,
-    ) -> Result<(), LiveError> {
+    ) -> Result<bool, KafkaError> {
         let wait = wait.max(COMMIT_FLUSH);
         let group = consumer.group_metadata().expect("a consumer with a group id");
-        let mut result = self.producer.send_offsets_to_transaction(offsets, &group, wait);
-        if result.is_ok() {
-            result = self.producer.commit_transaction(wait);
+        let retrying = |op: &dyn Fn() -> Result<(), KafkaError>| {
             let started = WallInstant::now();
-            while let Err(KafkaError::Transaction(e)) = &result
-                && e.is_retriable()
-                && started.elapsed() < self.settings.shutdown_grace
-            {
-                result = self.producer.commit_transaction(wait);
+            loop {
+                match op() {
+                    Err(KafkaError::Transaction(e))
+                        if e.is_retriable() && started.elapsed() < self.settings.shutdown_grace =>
+                    {
+                        debug!("transaction request retried: {e}");
+                    }
+                    result => return result,
+                }
             }
-        }
-        let e = match result {
-            Ok(()) => return self.producer.begin_transaction().map_err(LiveError::from),
-            Err(e) => e,
         };
-        match &e {
-            KafkaError::Transaction(t) if t.txn_requires_abort() => {
+        let result = retrying(&|| self.producer.send_offsets_to_transaction(offsets, &group, wait))
+            .and_then(|()| retrying(&|| self.producer.commit_transaction(wait)));
+        match result {
+            Ok(()) => self.producer.begin_transaction().map(|()| true),
+            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
                 warn!("transaction aborted: {e}");
                 self.producer.abort_transaction(self.settings.shutdown_grace)?;
                 self.producer.begin_transaction()?;
                 // The loop restores the shards once their lock is released.
                 self.redo.store(true, Ordering::Relaxed);
-                Ok(())
+                Ok(false)
             }
-            _ => {
-                error!("transactions cannot continue, stopping: {e}");
-                self.fail("commit", LiveError::Transaction(e));
-                Ok(())
-            }
+            Err(e) => Err(e),
         }
     }
 }
