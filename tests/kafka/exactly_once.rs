@@ -165,6 +165,37 @@ fn assert_no_errors(m: &Monitor) {
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
+/// A zombie: a member stopped (SIGSTOP) past its session timeout and its transaction's timeout
+/// while the group gives its partitions to the other, then let go on. The broker has aborted
+/// its transaction and fenced its producer: it stops (exit 1, a fatal transaction error)
+/// without committing anything, and the outputs stay exactly once.
+#[test]
+fn a_zombie_member_is_fenced_and_commits_nothing() {
+    let client = r#""session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
+"transaction.timeout.ms" = "10000""#;
+    let (broker, records, bad, cfg, expected) = scenario("zombie", 4, 8_000, client);
+    let load = steady_load(&broker.bootstrap, "zombie-in", records, 30);
+    let member = |name: &str| {
+        let id = format!("zombie-{name}");
+        Monitor::start_with(&cfg, name, &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)])
+    };
+    let mut a = member("a");
+    a.wait_for("partitions assigned", 60 * SEC);
+    let b = member("b");
+    b.wait_for("partitions assigned", 60 * SEC);
+    std::thread::sleep(3 * SEC);
+    a.signal("-STOP");
+    std::thread::sleep(15 * SEC);
+    a.signal("-CONT");
+    assert_eq!(a.wait_exit(60 * SEC).code(), Some(1), "{}", a.log_text());
+    assert!(a.log_text().contains("transactions cannot continue, stopping"), "{}", a.log_text());
+    load.join().unwrap();
+    assert_exactly_once(&broker.bootstrap, "zombie", &expected, bad);
+    let took_over = b.log_text().matches("partitions assigned").count() >= 2;
+    assert!(took_over, "b took a's partitions:\n{}", b.log_text());
+}
+
 /// The input's retention deletes everything the group committed: a restart still knows every
 /// open ticket, its breach fires, its reply fulfils it, and no `unknown_ticket` appears.
 #[test]
