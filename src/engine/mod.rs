@@ -434,7 +434,13 @@ impl<P> Engine<P> {
         let t = self.tickets.get_mut(slot);
         t.set_attrs(a);
         t.policy = policy;
-        // A change of pause_statuses applies from now on; recorded pauses stay.
+        self.reapply(slot, now, out);
+    }
+
+    /// After the ticket's policy may have changed at `now`: a change of pause_statuses applies
+    /// from now on (recorded pauses stay), and the running cycles are re-evaluated.
+    fn reapply(&mut self, slot: u32, now: Instant, out: &mut Outbox<P>) {
+        let t = self.tickets.get_mut(slot);
         let pauses_now = self.rules.pause_of(t.policy()) & status_bit(t.status) != 0;
         if t.resolution.running() && t.paused() != pauses_now {
             if pauses_now {

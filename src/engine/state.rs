@@ -18,7 +18,7 @@ use thin_vec::ThinVec;
 use super::alerts::Report;
 use super::ticket::{Cycle, NEVER, Slot, Ticket};
 use super::timeline::{Alert, schedule};
-use super::{Engine, Outbox, SlaEvent, status_bit};
+use super::{Engine, Outbox, SlaEvent};
 use crate::event::{Channel, Event, Kind, Priority, Rejection, Status};
 use crate::policy::Attrs;
 use crate::time::Instant;
@@ -268,19 +268,8 @@ impl<P> Engine<P> {
     /// A restored ticket under new rules: as [`Engine::update`] does for new attributes.
     fn reapply_rules(&mut self, slot: u32, out: &mut Outbox<P>) {
         let now = self.frontier.max(self.tickets.get(slot).applied_at);
-        let t = self.tickets.get_mut(slot);
-        t.due = NEVER;
-        let pauses_now = self.rules.pause_of(t.policy()) & status_bit(t.status) != 0;
-        if t.resolution.running() && t.paused() != pauses_now {
-            if pauses_now {
-                t.paused_since = now;
-            } else {
-                t.end_pause(now);
-            }
-        }
-        for which in Slot::BOTH {
-            self.reevaluate(slot, which, out);
-        }
+        self.tickets.get_mut(slot).due = NEVER;
+        self.reapply(slot, now, out);
         self.reschedule(slot);
     }
 

@@ -131,14 +131,7 @@ fn a_group_of_three_with_members_leaving_and_joining_publishes_exactly_what_repl
 "transaction.timeout.ms" = "10000""#;
     let (broker, records, bad, cfg, expected) = scenario("trio", 6, 12_000, client);
     let load = steady_load(&broker.bootstrap, "trio-in", records, 40);
-    let member = |name: &str| {
-        let id = format!("trio-{name}");
-        Monitor::start_with(
-            &cfg,
-            name,
-            &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)],
-        )
-    };
+    let member = |name: &str| member(&cfg, "trio", name);
     let (a, mut b) = (member("a"), member("b"));
     let c = member("c");
     a.wait_for("partitions assigned", 60 * SEC);
@@ -159,6 +152,12 @@ fn a_group_of_three_with_members_leaving_and_joining_publishes_exactly_what_repl
     }
 }
 
+/// Member `name` of `group`, with a transactional id of its own (several on this host).
+fn member(cfg: &Path, group: &str, name: &str) -> Monitor {
+    let id = format!("{group}-{name}");
+    Monitor::start_with(cfg, name, &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)])
+}
+
 fn assert_no_errors(m: &Monitor) {
     let log = m.log_text();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains(r#""level":"ERROR""#)).collect();
@@ -176,10 +175,7 @@ fn a_zombie_member_is_fenced_and_commits_nothing() {
 "transaction.timeout.ms" = "10000""#;
     let (broker, records, bad, cfg, expected) = scenario("zombie", 4, 8_000, client);
     let load = steady_load(&broker.bootstrap, "zombie-in", records, 30);
-    let member = |name: &str| {
-        let id = format!("zombie-{name}");
-        Monitor::start_with(&cfg, name, &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)])
-    };
+    let member = |name: &str| member(&cfg, "zombie", name);
     let mut a = member("a");
     a.wait_for("partitions assigned", 60 * SEC);
     let b = member("b");
