@@ -1,6 +1,6 @@
 //! Engine and replay benchmarks; results go to docs/PERFORMANCE.md.
 //!
-//! `cargo bench --bench engine [-- memory|engine|replay|calendar]` (default: all, memory first so
+//! `cargo bench --bench engine [-- memory|engine|replay|calendar|hostile]` (default: all, memory first so
 //! its RSS reading is not blurred by the others). Sizes: `SLAWATCH_BENCH_TICKETS` (default
 //! 1,000,000 tickets, about 10 million events). Input is the built-in simulator's realistic
 //! traffic at a large desk's rate, measured against `config/example.toml` (business-hours
@@ -102,6 +102,66 @@ fn main() {
     if run("calendar") {
         calendar();
     }
+    if run("hostile") {
+        hostile();
+    }
+}
+
+/// Peak memory of the `slawatch replay` process on the worst inputs the limits allow: every
+/// event held as an orphan at the largest size, and one line of 200 MB.
+fn hostile() {
+    const PAD: usize = 65_536 - 120;
+    let config = |extra: &str| {
+        let path = std::env::temp_dir().join(format!("slawatch-hostile-{}.toml", extra.len()));
+        let body = format!("[engine]\norphan_hold = \"30d\"\n{extra}\n[[policy]]\nname = \"p\"\n[policy.targets.resolution]\nlow = \"1d\"\n");
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let orphans = |w: &mut dyn Write| {
+        let pad = "x".repeat(PAD);
+        for i in 0..100_000 {
+            writeln!(
+                w,
+                r#"{{"type":"reply.sent","ticket_id":"O{i}","occurred_at":"2026-11-24T09:00:00Z","author":"agent","pad":"{pad}"}}"#
+            )?;
+        }
+        Ok(())
+    };
+    println!("hostile input (peak RSS of the replay process):");
+    for (what, extra) in [
+        ("100,000 orphans of 64 KiB, default max_orphan_bytes (64 MiB)", ""),
+        ("same, max_orphan_bytes = 8 GiB (no byte budget)", "max_orphan_bytes = 8589934592"),
+    ] {
+        println!("  {what}: {:.0} MiB", peak_rss_mib(&config(extra), orphans));
+    }
+    let long_line = |w: &mut dyn Write| {
+        let chunk = vec![b'x'; 1 << 20];
+        w.write_all(br#"{"type":"reply.sent","pad":""#)?;
+        for _ in 0..200 {
+            w.write_all(&chunk)?;
+        }
+        w.write_all(b"\"}\n")
+    };
+    println!("  one line of 200 MB: {:.0} MiB", peak_rss_mib(&config(""), long_line));
+}
+
+/// Runs `slawatch replay` on what `feed` writes to its stdin; returns its peak RSS.
+fn peak_rss_mib(config: &Path, feed: impl Fn(&mut dyn Write) -> std::io::Result<()>) -> f64 {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slawatch"))
+        .args(["replay", "--dead-letter", "/dev/null", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+    feed(&mut stdin).unwrap();
+    drop(stdin);
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    let pid = child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    assert_eq!(status, 0, "replay failed");
+    usage.ru_maxrss as f64 / 1024.0
 }
 
 /// `between` and `add` on the example's office calendar, random instants within a year.

@@ -167,6 +167,7 @@ pub struct EngineSection {
     pub max_clock_skew: String,
     pub orphan_hold: String,
     pub max_orphans: usize,
+    pub max_orphan_bytes: usize,
     pub max_tickets: usize,
     pub max_event_bytes: usize,
     pub ticket_retention: String,
@@ -180,6 +181,7 @@ impl Default for EngineSection {
             max_clock_skew: "5m".into(),
             orphan_hold: "1m".into(),
             max_orphans: 100_000,
+            max_orphan_bytes: 64 << 20,
             max_tickets: 10_000_000,
             max_event_bytes: 64 * 1024,
             ticket_retention: "7d".into(),
@@ -371,6 +373,7 @@ impl FileConfig {
             max_clock_skew: r.duration("engine.max_clock_skew", &e.max_clock_skew),
             orphan_hold: r.duration("engine.orphan_hold", &e.orphan_hold),
             max_orphans: e.max_orphans,
+            max_orphan_bytes: e.max_orphan_bytes,
             max_tickets: e.max_tickets,
             max_event_bytes: e.max_event_bytes,
             ticket_retention: r.duration("engine.ticket_retention", &e.ticket_retention),
@@ -391,6 +394,12 @@ impl FileConfig {
             r.problem(
                 "engine.max_event_bytes",
                 format_args!("must be at most {}", live::DEAD_LETTER_COPY),
+            );
+        }
+        if e.max_orphan_bytes < e.max_event_bytes {
+            r.problem(
+                "engine.max_orphan_bytes",
+                format_args!("must be at least engine.max_event_bytes ({})", e.max_event_bytes),
             );
         }
         settings

@@ -163,6 +163,8 @@ pub struct Event {
     pub occurred_at: Instant,
     pub event_id: Option<CompactString>,
     pub body: Body,
+    /// Bytes of the message it was decoded from (what holding it as an orphan costs).
+    pub size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -233,7 +235,7 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
         return Err(Rejection::new(Reason::InvalidJson, "expected a JSON object"));
     }
     let wire: Wire = serde_json::from_str(text).map_err(|e| Rejection::new(Reason::InvalidJson, e.to_string()))?;
-    wire.validate()
+    wire.validate(bytes.len())
 }
 
 /// Live mode: an event stamped more than `max_skew` after the wall clock's `now` is
@@ -319,15 +321,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
             fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
                 Ok(Loose::Bool(v))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Loose::Other("a number"))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Loose::Other("a number"))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Loose::Other("a number"))
-            }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(Loose::Str(Cow::Borrowed(v)))
             }
@@ -357,7 +350,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
                 Ok(Loose::Other("an object"))
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        // Numbers are never parsed: any valid JSON number, however large, is "a number".
+        let raw = <&'de serde_json::value::RawValue>::deserialize(d)?;
+        let text = raw.get();
+        if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return Ok(Loose::Other("a number"));
+        }
+        serde_json::Deserializer::from_str(text)
+            .deserialize_any(V(std::marker::PhantomData))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -411,7 +412,7 @@ fn word<T: Vocabulary>(field: &str, s: &str) -> Result<T, Rejection> {
 }
 
 impl Wire<'_> {
-    fn validate(&self) -> Result<Event, Rejection> {
+    fn validate(&self, size: usize) -> Result<Event, Rejection> {
         let type_name = match &self.kind_of_event {
             Loose::Absent | Loose::Null => return Err(missing("type")),
             Loose::Str(s) => s.as_ref(),
@@ -477,6 +478,7 @@ impl Wire<'_> {
             occurred_at,
             event_id,
             body,
+            size,
         })
     }
 
@@ -652,6 +654,7 @@ mod tests {
         for bad in [
             format!(r#"{{"type":"reply.sent",{T},"author":"bot"}}"#),
             format!(r#"{{"type":"reply.sent",{T},"author":"agent","public":"yes"}}"#),
+            format!(r#"{{"type":"reply.sent",{T},"author":"agent","public":1e999999}}"#),
             format!(r#"{{"type":"ticket.status_changed",{T},"status":"done"}}"#),
             format!(r#"{{"type":"ticket.created",{T},"priority":1,"channel":"chat"}}"#),
             format!(r#"{{"type":"ticket.created",{T},"priority":"low","channel":"chat","tags":[1]}}"#),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use slawatch::config::{self, ConfigError};
+use slawatch::calendar::{RANGE_END, RANGE_START};
 use slawatch::time::{Instant, parse_rfc3339, wall_now};
 use slawatch::{live, replay};
 
@@ -104,8 +105,28 @@ enum Command {
 }
 
 fn parse_instant(s: &str) -> Result<Instant, String> {
-    parse_rfc3339(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 timestamp with offset"))
+    let t = parse_rfc3339(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 timestamp with offset"))?;
+    if !(RANGE_START..RANGE_END).contains(&t) {
+        return Err(format!("{s:?} is outside the supported range 1970-01-01 to 2099-12-31"));
+    }
+    Ok(t)
 }
+
+/// Whether standard output was closed when the process started (`slawatch replay >&-`).
+/// Rust's runtime puts `/dev/null` in place of a closed standard descriptor before `main`,
+/// which would make every write succeed; this constructor runs before that.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = {
+    extern "C" fn note() {
+        // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+        let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+        STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+    }
+    note
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -182,6 +203,11 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded.rules,
                 Err(code) => return code,
             };
+            let to_stdout = |p: &std::path::Path| p.as_os_str() == "-";
+            if STDOUT_CLOSED.load(Ordering::Relaxed) && (to_stdout(&output) || dead_letter.as_deref().is_some_and(to_stdout)) {
+                eprintln!("slawatch: writing -: standard output is closed");
+                return ExitCode::from(1);
+            }
             let opts = replay::Options {
                 input: Some(input),
                 output: Some(output),
@@ -196,7 +222,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("slawatch: {e}");
-                    ExitCode::from(1)
+                    ExitCode::from(if matches!(e, replay::ReplayError::SameFile { .. }) { 2 } else { 1 })
                 }
             }
         }

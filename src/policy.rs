@@ -21,6 +21,8 @@ pub struct EngineSettings {
     pub max_clock_skew: i64,
     pub orphan_hold: i64,
     pub max_orphans: usize,
+    /// Input bytes of the held orphans ([`crate::event::Event::size`]).
+    pub max_orphan_bytes: usize,
     pub max_tickets: usize,
     pub max_event_bytes: usize,
     pub ticket_retention: i64,

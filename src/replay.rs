@@ -28,6 +28,9 @@ pub enum ReplayError {
     Read { path: String, source: io::Error },
     #[error("writing {path}: {source}")]
     Write { path: String, source: io::Error },
+    /// A usage error: writing there would destroy the input or mix two outputs.
+    #[error("{output} is the same file as {other}")]
+    SameFile { output: String, other: String },
 }
 
 pub struct Options {
@@ -89,8 +92,9 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Lines per batch handed between the threads.
+/// Lines per batch handed between the threads, and the text after which a batch is full.
 const BATCH_LINES: usize = 4096;
+const BATCH_BYTES: usize = 4 << 20;
 /// Batches in flight per channel: bounds memory whatever the input size.
 const BATCHES_IN_FLIGHT: usize = 4;
 
@@ -135,6 +139,7 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
         }
         _ => Box::new(io::BufReader::with_capacity(1 << 20, io::stdin())),
     };
+    refuse_same_files(opts)?;
     let output = Sink::open(opts.output.as_deref())?;
     let dead_out = opts.dead_letter.as_deref().map(|p| Sink::open(Some(p))).transpose()?;
     let progress = Progress::new(opts.progress && io::stderr().is_terminal());
@@ -178,8 +183,34 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     Ok(summary)
 }
 
+/// Refuses an output that is the input file or the other output (the same regular file),
+/// which would truncate the input or interleave the outputs.
+fn refuse_same_files(opts: &Options) -> Result<(), ReplayError> {
+    use std::os::unix::fs::MetadataExt;
+    let file = |path: Option<&Path>, std: &str| {
+        let path = path.filter(|p| p.as_os_str() != "-");
+        let name = path.map_or_else(|| "-".to_string(), |p| p.display().to_string());
+        let meta = std::fs::metadata(path.unwrap_or(Path::new(std))).ok();
+        (name, meta.filter(|m| m.is_file()).map(|m| (m.dev(), m.ino())))
+    };
+    let input = file(opts.input.as_deref(), "/dev/stdin");
+    let mut outputs = vec![file(opts.output.as_deref(), "/dev/stdout")];
+    outputs.extend(opts.dead_letter.as_deref().map(|p| file(Some(p), "/dev/stdout")));
+    for (i, (name, id)) in outputs.iter().enumerate() {
+        let mut earlier = std::iter::once(&input).chain(&outputs[..i]);
+        if let Some((other, _)) = earlier.find(|(_, other)| id.is_some() && other == id) {
+            return Err(ReplayError::SameFile {
+                output: name.clone(),
+                other: other.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reader thread: lines into decoded batches, until end of input, an error, or the engine
-/// hanging up.
+/// hanging up. A line longer than `max_bytes` is not read whole: its first `max_bytes` bytes
+/// are kept for the dead letter and the rest is skipped, so memory stays bounded.
 fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSender<Batch>) -> io::Result<()> {
     let mut line = 0u64;
     loop {
@@ -189,23 +220,34 @@ fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSe
             last_line: 0,
         };
         let mut at_end = false;
-        while batch.lines.len() < BATCH_LINES {
+        while batch.lines.len() < BATCH_LINES && batch.text.len() < BATCH_BYTES {
             let start = batch.text.len();
-            if input.read_until(b'\n', &mut batch.text)? == 0 {
+            let Some(len) = read_line(&mut input, &mut batch.text, max_bytes)? else {
                 at_end = true;
                 break;
-            }
+            };
             line += 1;
-            let end = start + trim_line(&batch.text[start..]).len();
-            let raw = &batch.text[start..end];
+            let mut len = len;
+            if line == 1 && batch.text.starts_with(BOM) {
+                batch.text.drain(..BOM.len());
+                len -= BOM.len();
+            }
+            let raw = &batch.text[start..];
             if raw.iter().all(u8::is_ascii_whitespace) {
                 batch.text.truncate(start);
                 continue;
             }
-            let event = decode(raw, max_bytes);
+            let event = if len > max_bytes {
+                Err(Rejection::new(
+                    Reason::TooLarge,
+                    format!("{len} bytes exceeds the limit of {max_bytes} (the dead letter keeps the first {max_bytes})"),
+                ))
+            } else {
+                decode(raw, max_bytes)
+            };
             batch.lines.push(Decoded {
                 line,
-                span: start..end,
+                span: start..batch.text.len(),
                 event,
             });
         }
@@ -214,6 +256,43 @@ fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSe
             return Ok(());
         }
     }
+}
+
+/// A UTF-8 byte order mark, skipped at the start of the input.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Reads one line and appends at most `keep` bytes of it, without its terminator (`\n` or
+/// `\r\n`), to `buf`. Returns the line's length without terminator, or `None` at the end
+/// of the input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>, keep: usize) -> io::Result<Option<usize>> {
+    let start = buf.len();
+    let mut len = 0;
+    // The line's last byte so far, kept or not: a `\r` before the `\n` is not counted.
+    let mut last = None;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok([]) if last.is_none() && len == 0 => return Ok(None),
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let newline = memchr::memchr(b'\n', chunk);
+        let part = &chunk[..newline.unwrap_or(chunk.len())];
+        let room = keep.saturating_sub(buf.len() - start);
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+        len += part.len();
+        last = part.last().copied().or(last);
+        let (used, at_end) = (newline.map_or(chunk.len(), |i| i + 1), chunk.is_empty());
+        input.consume(used);
+        if newline.is_some() || at_end {
+            break;
+        }
+    }
+    if last == Some(b'\r') {
+        len -= 1;
+        buf.truncate(start + len.min(keep));
+    }
+    Ok(Some(len))
 }
 
 /// Engine thread: applies a batch, looking two events ahead so that the memory each event
@@ -280,12 +359,6 @@ fn write_outputs(
     }
     progress.clear();
     Ok(dead)
-}
-
-/// Drops the line terminator (`\n` or `\r\n`).
-fn trim_line(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// A dead letter as one JSON line: reason, detail, source line and the original bytes

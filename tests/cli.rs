@@ -27,7 +27,8 @@ fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A usage error exits before reading: a broken pipe here is the child's answer, not a failure.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 
@@ -216,4 +217,95 @@ low = "2d"
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policy[0].targets.resolution.low"));
+}
+
+/// `replay --config CONFIG` with the given extra arguments and stdin.
+fn replay_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
+    run_with_stdin(
+        slawatch().args(["replay", "--config"]).arg(dir.join("c.toml")).args(args),
+        stdin,
+    )
+}
+
+#[test]
+fn replay_to_a_closed_stdout_exits_1() {
+    let dir = scratch("closed");
+    std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
+    std::fs::write(dir.join("in.ndjson"), EVENTS).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" replay --until 2026-11-24T10:00:00Z --config "$1" --input "$2" >&-"#)
+        .arg(env!("CARGO_BIN_EXE_slawatch"))
+        .arg(dir.join("c.toml"))
+        .arg(dir.join("in.ndjson"))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard output is closed"));
+}
+
+#[test]
+fn replay_to_a_full_device_exits_1() {
+    let dir = scratch("full");
+    let out = replay_stdin(&dir, &["--until", "2026-11-24T10:00:00Z", "--output", "/dev/full"], EVENTS);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/dev/full"));
+}
+
+#[test]
+fn replay_refuses_to_write_over_its_input() {
+    let dir = scratch("same");
+    std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
+    std::fs::write(dir.join("in.ndjson"), EVENTS).unwrap();
+    std::fs::hard_link(dir.join("in.ndjson"), dir.join("alias.ndjson")).unwrap();
+    for flag in ["--output", "--dead-letter"] {
+        let out = slawatch()
+            .args(["replay", "--config"])
+            .arg(dir.join("c.toml"))
+            .arg("--input")
+            .arg(dir.join("in.ndjson"))
+            .arg(flag)
+            .arg(dir.join("alias.ndjson"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("alias.ndjson"), "{flag}");
+        assert_eq!(std::fs::read_to_string(dir.join("in.ndjson")).unwrap(), EVENTS, "{flag}");
+    }
+}
+
+#[test]
+fn replay_skips_a_byte_order_mark() {
+    let dir = scratch("bom");
+    let out = replay_stdin(&dir, &[], &format!("\u{feff}{EVENTS}"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 dead letters"), "as without a BOM");
+}
+
+#[test]
+fn replay_until_outside_the_supported_instants_is_a_usage_error() {
+    let dir = scratch("range");
+    for until in ["2100-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        let out = replay_stdin(&dir, &["--until", until], EVENTS);
+        assert_eq!(out.status.code(), Some(2), "{until}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--until"), "{until}");
+    }
+}
+
+#[test]
+fn replay_dead_letters_an_overlong_line_with_a_truncated_copy() {
+    let dir = scratch("long");
+    let long = format!(r#"{{"type":"reply.sent","note":"{}"}}"#, "x".repeat(200_000));
+    let stdin = format!("{long}\n{EVENTS}");
+    let out = replay_stdin(&dir, &["--dead-letter", dir.join("dead").to_str().unwrap()], &stdin);
+    assert!(out.status.success());
+    let dead = std::fs::read_to_string(dir.join("dead")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
+    assert_eq!(first["reason"], "too_large");
+    assert_eq!(first["source"]["line"], 1);
+    assert_eq!(first["raw"].as_str().unwrap().len(), 65_536, "the default max_event_bytes");
+    assert!(first["detail"].as_str().unwrap().starts_with(&format!("{} bytes", long.len())));
+    assert_eq!(dead.lines().count(), 3, "the line after it is read as usual");
 }

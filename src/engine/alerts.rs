@@ -20,7 +20,8 @@ pub(super) enum Report {
 
 impl<P> Engine<P> {
     /// Recomputed alerts below the frontier: a breach not yet emitted is emitted at once
-    /// (at the recomputed deadline); warnings and escalations are skipped.
+    /// (at the recomputed deadline); warnings and escalations not emitted are skipped until
+    /// the next re-evaluation, which makes them due again if it puts them above the frontier.
     pub(super) fn reevaluate(&mut self, slot: u32, which: Slot, out: &mut Outbox<P>) {
         let rules = self.rules.clone();
         let Some((policy, target)) = self.target(slot, which) else {
@@ -30,22 +31,23 @@ impl<P> Engine<P> {
             return;
         }
         let policy = &rules.policies[policy];
-        for alert in schedule(policy) {
-            let t = self.tickets.get(slot);
-            if alert.is_done(t.cycle(which)) {
+        let mut skipped = 0;
+        for (i, alert) in schedule(policy).enumerate() {
+            if alert.is_emitted(self.tickets.get(slot).cycle(which)) {
                 continue;
             }
             match self.instant_of(slot, which, policy, target, alert) {
                 Some(at) if at < self.frontier => {
                     if alert == Alert::Breach {
                         self.raise(slot, which, alert, at, out);
-                    } else {
-                        alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
                     }
+                    skipped = i + 1;
                 }
                 _ => break,
             }
         }
+        // A schedule has at most 16 warnings, the breach and 8 escalations.
+        self.tickets.get_mut(slot).cycle_mut(which).skipped = skipped as u8;
     }
 
     /// Emits the pending alerts of the running cycles that fall due before each slot's
@@ -204,10 +206,10 @@ impl<P> Engine<P> {
         }
     }
 
-    /// Emits an alert and records it as done.
+    /// Emits an alert and records it as emitted.
     pub(super) fn raise(&mut self, slot: u32, which: Slot, alert: Alert, at: Instant, out: &mut Outbox<P>) {
         self.emit(slot, which, Report::Alert(alert), at, out);
-        alert.mark_done(self.tickets.get_mut(slot).cycle_mut(which));
+        alert.mark_emitted(self.tickets.get_mut(slot).cycle_mut(which));
     }
 
     /// Emits an SLA event about the cycle in `which` at `at` (if its policy gives it a target).

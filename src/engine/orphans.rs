@@ -1,7 +1,7 @@
 //! Events for tickets not created yet, held for `orphan_hold` of frontier time (SPEC §2).
 //!
 //! Multi-topic input can deliver a ticket's `reply.sent` before its `ticket.created`. Such
-//! events wait here, bounded by `max_orphans`, until the creation arrives (then they are
+//! events wait here, bounded by `max_orphans` and `max_orphan_bytes`, until the creation arrives (then they are
 //! applied in arrival order) or the frontier passes their hold (then they are dead-lettered
 //! as `unknown_ticket`). Expiry instants only grow, so a FIFO queue orders them; entries of
 //! released events stay in the queue and are skipped when they come up.
@@ -21,6 +21,8 @@ pub struct Orphans<P> {
     queue: VecDeque<(Instant, u64, CompactString)>,
     next_seq: u64,
     count: usize,
+    /// Input bytes of the events held.
+    bytes: usize,
     /// Sequence numbers held or let go since the changes were last taken, once tracking is on.
     changes: Option<Vec<u64>>,
 }
@@ -32,6 +34,7 @@ impl<P> Default for Orphans<P> {
             queue: VecDeque::new(),
             next_seq: 0,
             count: 0,
+            bytes: 0,
             changes: None,
         }
     }
@@ -43,12 +46,12 @@ impl<P> Orphans<P> {
     }
 
     pub fn hold(&mut self, ev: Event, payload: P, frontier: Instant, settings: &EngineSettings) -> Applied {
-        if self.count >= settings.max_orphans {
+        if self.count >= settings.max_orphans || self.bytes + ev.size > settings.max_orphan_bytes {
             return Applied::Rejected(Rejection::new(
                 Reason::UnknownTicket,
                 format!(
-                    "unknown ticket {:?}; the orphan buffer is full ({} events)",
-                    ev.ticket_id, settings.max_orphans
+                    "unknown ticket {:?}; the orphan buffer is full ({} events, {} bytes; limits {} and {})",
+                    ev.ticket_id, self.count, self.bytes, settings.max_orphans, settings.max_orphan_bytes
                 ),
             ));
         }
@@ -62,6 +65,7 @@ impl<P> Orphans<P> {
     /// Holds `ev` under `seq` (ascending) until `expiry`.
     pub fn restore(&mut self, seq: u64, expiry: Instant, ev: Event, payload: P) {
         self.count += 1;
+        self.bytes += ev.size;
         self.queue.push_back((expiry, seq, ev.ticket_id.clone()));
         self.held
             .entry(ev.ticket_id.clone())
@@ -100,8 +104,9 @@ impl<P> Orphans<P> {
             return Vec::new();
         };
         self.count -= events.len();
-        for &(seq, ..) in &events {
-            self.changed_seq(seq);
+        for (seq, ev, _) in &events {
+            self.bytes -= ev.size;
+            self.changed_seq(*seq);
         }
         events.into_iter().map(|(_, ev, p)| (ev, p)).collect()
     }
@@ -129,7 +134,8 @@ impl<P> Orphans<P> {
         if events.front().is_none_or(|e| e.0 != seq) {
             return None; // released earlier
         }
-        let (_, _, payload) = events.pop_front().expect("checked non-empty");
+        let (_, ev, payload) = events.pop_front().expect("checked non-empty");
+        self.bytes -= ev.size;
         if events.is_empty() {
             self.held.remove(&id);
         }

@@ -49,17 +49,20 @@ pub struct TicketState {
     pub resolution: SavedCycle,
 }
 
-/// One cycle, configuration-independent.
+/// One cycle, configuration-independent but for `skipped`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedCycle {
     pub start: Instant,
     pub number: u16,
     /// [`Cycle`] flags.
     pub flags: u8,
-    /// Escalation levels done, bit `k` = level `k + 1`.
+    /// Escalation levels emitted, bit `k` = level `k + 1`.
     pub escalated: u8,
-    /// The warning fractions done, ascending.
+    /// The warning fractions emitted, ascending.
     pub warned: Vec<f64>,
+    /// [`Cycle::skipped`], a position in the schedule of the policy the ticket had under the
+    /// saved configuration: a changed configuration re-evaluates, which sets it anew.
+    pub skipped: u8,
 }
 
 /// Partition-level state besides the tickets.
@@ -146,6 +149,7 @@ impl<P> Engine<P> {
             number: c.number,
             flags: c.flags,
             escalated: c.escalated,
+            skipped: c.skipped,
             warned: {
                 let mut w: Vec<f64> = (self.rules.fractions.iter().enumerate())
                     .filter(|(bit, _)| c.warned & (1 << bit) != 0)
@@ -194,6 +198,7 @@ impl<P> Engine<P> {
             number: c.number,
             flags: c.flags,
             escalated: c.escalated,
+            skipped: c.skipped,
             warned: (c.warned.iter())
                 .filter_map(|f| fractions.iter().position(|x| x == f))
                 .fold(0, |bits, bit| bits | 1 << bit),
@@ -274,7 +279,7 @@ impl<P> Engine<P> {
     }
 
     /// The alerts a restored engine holds as active, for the alert outputs: of each running
-    /// cycle, the latest warning done, its standing breach and its highest escalation done,
+    /// cycle, the latest warning emitted, its standing breach and its highest escalation,
     /// as the SLA events that raised them.
     pub fn active_alerts(&self) -> Vec<SlaEvent> {
         let mut events = Vec::new();
@@ -289,10 +294,10 @@ impl<P> Engine<P> {
                     continue;
                 };
                 let policy = &self.rules.policies[p];
-                let done: Vec<_> = schedule(policy).filter(|a| a.is_done(c)).collect();
-                let latest_warning = done.iter().rfind(|a| matches!(a, Alert::Warning(_)));
-                let breach = done.iter().find(|a| matches!(a, Alert::Breach));
-                let escalation = done.iter().rfind(|a| matches!(a, Alert::Escalation(_)));
+                let emitted: Vec<_> = schedule(policy).filter(|a| a.is_emitted(c)).collect();
+                let latest_warning = emitted.iter().rfind(|a| matches!(a, Alert::Warning(_)));
+                let breach = emitted.iter().find(|a| matches!(a, Alert::Breach));
+                let escalation = emitted.iter().rfind(|a| matches!(a, Alert::Escalation(_)));
                 for &alert in [latest_warning, breach.filter(|_| c.breach_stands()), escalation]
                     .into_iter()
                     .flatten()

@@ -500,6 +500,112 @@ fn recomputed_warnings_below_the_frontier_are_skipped() {
     assert_eq!(h.take(), lines(&["T1 first_response#1 breached @09:30 elapsed=30m"]));
 }
 
+/// The issue's example: `normal` (24h) raised to `high` (8h) 17 hours in, and back two minutes
+/// later. The breach stands; the `high` alerts skipped at 17:00 never fire, and the `normal`
+/// ones the second re-evaluation puts above the frontier are due again (0.5 fired at 12:00).
+#[test]
+fn skipped_alerts_come_back_when_a_priority_change_moves_them_above_the_frontier() {
+    let config = r#"
+        [[policy]]
+        name = "p"
+        warn_at = [0.5, 0.75]
+        escalate_after = ["30m", "2h"]
+        [policy.targets.resolution]
+        high = "8h"
+        normal = "24h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "00:00", "normal", "");
+    h.send("ticket.updated", "T1", "17:00", r#""priority":"high""#);
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 resolution#1 warning @12 elapsed=720m f=0.5",
+            "T1 resolution#1 breached @08 elapsed=480m"
+        ])
+    );
+    h.send("ticket.updated", "T1", "17:02", r#""priority":"normal""#);
+    h.finish(Some("2026-11-26T00:00:00Z"));
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 resolution#1 warning @18 elapsed=1080m f=0.75",
+            "T1 resolution#1 escalated @2026-11-25T00:30:00.000Z elapsed=1470m level=1",
+            "T1 resolution#1 escalated @2026-11-25T02:00:00.000Z elapsed=1560m level=2",
+        ])
+    );
+}
+
+/// The same across a change of policy (by group), for a warning and an escalation: skipped
+/// under `fast`, due again under `slow`, skipped again under `fast` — never emitted twice.
+#[test]
+fn skipped_alerts_come_back_when_a_policy_change_moves_them_above_the_frontier() {
+    let config = r#"
+        [[policy]]
+        name = "fast"
+        warn_at = [0.5]
+        escalate_after = ["10m"]
+        [policy.match]
+        group = ["vip"]
+        [policy.targets.first_response]
+        normal = "1h"
+        [[policy]]
+        name = "slow"
+        warn_at = [0.5]
+        escalate_after = ["10m"]
+        [policy.targets.first_response]
+        normal = "4h"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "00:00", "normal", "");
+    h.send("ticket.updated", "T1", "01:30", r#""group":"vip""#);
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @01 elapsed=60m"]));
+    h.send("ticket.updated", "T1", "01:35", r#""group":null"#);
+    h.finish(Some("03:00"));
+    assert_eq!(h.take(), lines(&["T1 first_response#1 warning @02 elapsed=120m f=0.5"]));
+    // Back under `fast`: its escalation (01:10) is below the frontier again, skipped again;
+    // under `slow` once more it is due at 04:10, its warning is never repeated.
+    h.send("ticket.updated", "T1", "03:00", r#""group":"vip""#);
+    h.send("ticket.updated", "T1", "03:05", r#""group":null"#);
+    h.finish(Some("05:00"));
+    assert_eq!(h.take(), lines(&["T1 first_response#1 escalated @04:10 elapsed=250m level=1"]));
+}
+
+/// The other direction: an alert ahead is skipped when a re-evaluation places it below the
+/// frontier, and stays unfired while the frontier passes it.
+#[test]
+fn a_pending_alert_placed_below_the_frontier_is_skipped_until_the_next_reevaluation() {
+    let config = r#"
+        [[policy]]
+        name = "p"
+        warn_at = [0.5]
+        escalate_after = ["15m"]
+        [policy.targets.first_response]
+        normal = "2h"
+        urgent = "30m"
+    "#;
+    let mut h = Harness::new(config);
+    h.create("T1", "00:00", "normal", "");
+    h.send("ticket.updated", "T1", "00:50", r#""priority":"urgent""#);
+    h.finish(Some("00:55"));
+    assert_eq!(h.take(), lines(&["T1 first_response#1 breached @00:30 elapsed=30m"]));
+    // The 00:45 escalation was skipped at 00:50; a change that keeps it below the frontier
+    // keeps it skipped.
+    h.send("ticket.updated", "T1", "00:55", r#""channel":"chat""#);
+    h.finish(Some("01:00"));
+    assert!(h.take().is_empty());
+    // Back to `normal`: the warning (01:00, at the frontier) and the escalation lie ahead.
+    h.send("ticket.updated", "T1", "01:00", r#""priority":"normal""#);
+    h.finish(Some("04:00"));
+    assert_eq!(
+        h.take(),
+        lines(&[
+            "T1 first_response#1 warning @01 elapsed=60m f=0.5",
+            "T1 first_response#1 escalated @02:15 elapsed=135m level=1",
+        ])
+    );
+}
+
 #[test]
 fn each_alert_is_emitted_at_most_once_across_reevaluations() {
     let config = r#"
@@ -783,6 +889,27 @@ fn orphan_buffer_is_bounded() {
     assert_eq!(h.send("reply.sent", "A", "09:00", r#""author":"agent""#), Applied::Held);
     assert!(
         matches!(h.send("reply.sent", "B", "09:00", r#""author":"agent""#), Applied::Rejected(r) if r.reason == Reason::UnknownTicket)
+    );
+}
+
+#[test]
+fn orphan_buffer_is_bounded_in_bytes() {
+    // Each reply below is 91 bytes of input: two fit in 200, the third does not.
+    let config = format!("[engine]\nmax_event_bytes = 100\nmax_orphan_bytes = 200\n{PLAIN}");
+    let mut h = Harness::new(&config);
+    for ticket in ["A", "B"] {
+        assert_eq!(h.send("reply.sent", ticket, "09:00", r#""author":"agent""#), Applied::Held);
+    }
+    let full = h.send("reply.sent", "C", "09:00", r#""author":"agent""#);
+    assert!(
+        matches!(&full, Applied::Rejected(r) if r.reason == Reason::UnknownTicket && r.detail.contains("182 bytes")),
+        "{full:?}"
+    );
+    h.create("A", "09:00:01", "high", "");
+    assert_eq!(
+        h.send("reply.sent", "C", "09:00:01", r#""author":"agent""#),
+        Applied::Held,
+        "A's reply left the buffer"
     );
 }
 

@@ -24,11 +24,14 @@ pub struct Cycle {
     pub start: Instant,
     /// From 1 per ticket and clock; 0 = this clock never ran.
     pub number: u16,
-    /// Warnings done (emitted or skipped), by fraction bit ([`crate::policy::Rules::fractions`]).
+    /// Warnings emitted, by fraction bit ([`crate::policy::Rules::fractions`]).
     pub warned: u16,
-    /// Escalation levels done, bit `k` = level `k + 1`.
+    /// Escalation levels emitted, bit `k` = level `k + 1`.
     pub escalated: u8,
     pub flags: u8,
+    /// The alerts of the policy's schedule before this position that were not emitted are
+    /// skipped: the last re-evaluation placed them below the frontier.
+    pub skipped: u8,
 }
 
 impl Cycle {

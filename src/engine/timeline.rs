@@ -5,7 +5,7 @@
 //! `floor(f × target)`, the breach at `target`, escalation `k` at `target + escalate_after[k]`
 //! — and an alert's instant is the earliest instant at which elapsed time reaches its
 //! threshold. Thresholds only ever lie in increasing order, so the next alert of a cycle is
-//! the first one not yet done.
+//! the first one neither emitted nor skipped.
 
 use crate::calendar::Calendar;
 use crate::policy::{Policy, Warning};
@@ -80,7 +80,7 @@ impl Alert {
         }
     }
 
-    pub fn is_done(self, c: &Cycle) -> bool {
+    pub fn is_emitted(self, c: &Cycle) -> bool {
         match self {
             Alert::Warning(w) => c.warned & (1 << w.bit) != 0,
             Alert::Breach => c.is(Cycle::BREACHED),
@@ -88,8 +88,7 @@ impl Alert {
         }
     }
 
-    /// Records the alert as done: emitted, or skipped by a re-evaluation.
-    pub fn mark_done(self, c: &mut Cycle) {
+    pub fn mark_emitted(self, c: &mut Cycle) {
         match self {
             Alert::Warning(w) => c.warned |= 1 << w.bit,
             Alert::Breach => c.flags |= Cycle::BREACHED,
@@ -105,9 +104,11 @@ pub fn schedule(policy: &Policy) -> impl Iterator<Item = Alert> + '_ {
     warnings.chain(std::iter::once(Alert::Breach)).chain(escalations)
 }
 
-/// The first alert of the schedule that is not done yet.
+/// The first alert of the schedule that is neither emitted nor skipped.
 pub fn next_alert(policy: &Policy, cycle: &Cycle) -> Option<Alert> {
-    schedule(policy).find(|a| !a.is_done(cycle))
+    schedule(policy)
+        .skip(cycle.skipped.into())
+        .find(|a| !a.is_emitted(cycle))
 }
 
 #[cfg(test)]

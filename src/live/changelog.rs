@@ -25,7 +25,7 @@ use crate::event::{Channel, Kind, Priority, Status};
 use crate::time::Instant;
 
 /// The layout this build writes.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 const TICKET: u8 = b't';
 const HELD: u8 = b'h';
@@ -114,6 +114,7 @@ pub fn encode_ticket(t: &TicketState, out: &mut Vec<u8>) {
         w.uint(c.number.into());
         w.byte(c.flags);
         w.byte(c.escalated);
+        w.byte(c.skipped);
         w.uint(c.warned.len() as u64);
         for f in &c.warned {
             w.0.extend_from_slice(&f.to_bits().to_le_bytes());
@@ -251,6 +252,7 @@ fn checksum(key: &[u8], body: &[u8]) -> u32 {
 }
 
 struct Reader<'a> {
+    version: u8,
     buf: &'a [u8],
     pos: usize,
 }
@@ -271,7 +273,11 @@ impl<'a> Reader<'a> {
         if checksum(key, body).to_le_bytes() != sum {
             return Err(DecodeError::Checksum);
         }
-        Ok(Reader { buf: body, pos: 1 })
+        Ok(Reader {
+            version,
+            buf: body,
+            pos: 1,
+        })
     }
 
     fn done(&self) -> Result<(), DecodeError> {
@@ -390,6 +396,8 @@ impl<'a> Reader<'a> {
                 number: u16::try_from(self.uint()?).map_err(|_| DecodeError::Invalid("cycle number"))?,
                 flags: self.byte()?,
                 escalated: self.byte()?,
+                // Version 1 recorded skipped alerts as done, so they stay final.
+                skipped: if self.version >= 2 { self.byte()? } else { 0 },
                 warned: (0..self.count("warnings")?)
                     .map(|_| Ok(f64::from_bits(u64::from_le_bytes(self.fixed()?))))
                     .collect::<Result<_, DecodeError>>()?,
@@ -482,6 +490,7 @@ mod tests {
             flags,
             escalated: 0b10,
             warned: warned.to_vec(),
+            skipped: 3,
         };
         TicketState {
             id: "T-1".into(),
@@ -559,7 +568,8 @@ mod tests {
         assert_eq!(decode(&held_key(7), None), Ok(Entry::Held(7, None)));
     }
 
-    /// Records as version 1 wrote them: every later build must read them the same.
+    /// Records as version 1 wrote them: every later build must read them the same. Version 1
+    /// had no skipped alerts (they counted as done).
     #[test]
     fn version_1_records_stay_readable() {
         let ticket = "0180a0a484ce67c18e9285ce670001c0bab084ce6780d5bc84ce67010201010862696c6c696e67000203766970\
@@ -568,14 +578,29 @@ mod tests {
         let partition = "01efcdab8967452301c0a4e184ce6780bfed84ce672a020d7469636b65742d6576656e7473a413c0a4e184ce67\
                          077265706c69657300ffffffffffffffffff01ca83c4c2";
         let held = "0180cee884ce67077265706c69657304c601000115157b2274797065223a227265706c792e73656e74227db91e14d2";
+        let mut v1_ticket = sample_ticket();
+        v1_ticket.response.skipped = 0;
+        v1_ticket.resolution.skipped = 0;
         let entries = [
-            (ticket_key("T-1"), ticket, Entry::Ticket(sample_ticket())),
+            (ticket_key("T-1"), ticket, Entry::Ticket(v1_ticket)),
             (partition_key(), partition, Entry::Partition(sample_partition())),
             (held_key(7), held, Entry::Held(7, Some(sample_held()))),
         ];
         for (key, bytes, expected) in entries {
             assert_eq!(decode(&key, Some(&unhex(bytes))), Ok(expected));
         }
+    }
+
+    /// Version 2 added the skipped position of each cycle.
+    #[test]
+    fn version_2_records_stay_readable() {
+        let ticket = "0280a0a484ce67c18e9285ce670001c0bab084ce6780d5bc84ce67010201010862696c6c696e67000203766970\
+                      0ac3a96d6f6a6920e29c9307000000efbeadde01000000000000008380a0a484ce670211020301000000000000e0\
+                      3f8097aa83ce670105020302000000000000e03f000000000000e83f3fea1227";
+        assert_eq!(
+            decode(&ticket_key("T-1"), Some(&unhex(ticket))),
+            Ok(Entry::Ticket(sample_ticket()))
+        );
     }
 
     #[test]

@@ -479,6 +479,7 @@ class Cycle:
         self.ended = False
         self.done_fractions = set()
         self.done_levels = set()
+        self.skipped = set()      # (kind, fraction/level) placed below the frontier by the last re-evaluation
         self.breach_emitted = False
         self.retracted = False
         self.target = None        # under the ticket's current policy
@@ -579,12 +580,13 @@ class Engine:
             cyc.done_levels.add(level)
 
     def pending_alerts(self, tk, cyc, before):
-        """This cycle's alerts with instant < before, not yet emitted nor skipped."""
+        """This cycle's alerts with instant < before, neither emitted nor skipped."""
         if cyc.ended or cyc.target is None:
             return []
         res = []
         for (inst, kind, level, th) in cyc.alerts:
-            if inst is not None and inst < before and not self.is_done(cyc, kind, level):
+            if (inst is not None and inst < before and not self.is_done(cyc, kind, level)
+                    and (kind, level) not in cyc.skipped):
                 key = (inst, tk.id, CLOCKS.index(cyc.clock), cyc.number, KIND_ORDER[kind], level)
                 res.append((key, tk, cyc, kind, level, th))
         return res
@@ -845,9 +847,11 @@ class Engine:
             self.recompute(tk, cyc)
             if cyc.target is None:
                 continue
-            for (inst, kind, level, th) in cyc.alerts:
-                if kind != "breach" and inst is not None and inst < self.F:
-                    self.mark_done(cyc, kind, level)  # skipped, for good
+            # Skipped until the next re-evaluation: one that puts it above the frontier again
+            # makes it due again, as long as it was never emitted.
+            cyc.skipped = {(kind, level) for (inst, kind, level, th) in cyc.alerts
+                           if kind != "breach" and inst is not None and inst < self.F
+                           and not self.is_done(cyc, kind, level)}
             if (not cyc.breach_emitted and cyc.deadline is not None
                     and cyc.deadline < self.F):
                 cyc.breach_emitted = True
