@@ -66,6 +66,9 @@ pub struct FileConfig {
 pub struct HttpSection {
     pub listen: String,
     pub api_token: Option<String>,
+    pub header_timeout: String,
+    pub request_timeout: String,
+    pub max_connections: usize,
 }
 
 impl Default for HttpSection {
@@ -73,6 +76,9 @@ impl Default for HttpSection {
         HttpSection {
             listen: "127.0.0.1:9797".into(),
             api_token: None,
+            header_timeout: "10s".into(),
+            request_timeout: "30s".into(),
+            max_connections: 1024,
         }
     }
 }
@@ -412,6 +418,11 @@ impl FileConfig {
         let commit_interval = wall("run.commit_interval", &self.run.commit_interval);
         let shutdown_grace = wall("run.shutdown_grace", &self.run.shutdown_grace);
         let caught_up_window = wall("run.caught_up_window", &self.run.caught_up_window);
+        let http_limits = crate::http::Limits {
+            header_timeout: wall("http.header_timeout", &self.http.header_timeout),
+            request_timeout: wall("http.request_timeout", &self.http.request_timeout),
+            max_connections: self.http.max_connections,
+        };
         let changelog_topic = k.changelog_topic.clone().unwrap_or_else(|| format!("{}-changelog", k.group_id));
         let mut names = HashMap::new();
         for (key, topic) in k
@@ -453,6 +464,9 @@ impl FileConfig {
             r.problem("http.listen", "must be IP:PORT, e.g. \"127.0.0.1:9797\"");
             std::net::SocketAddr::from(([127, 0, 0, 1], 0))
         });
+        if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&self.http.max_connections) {
+            r.problem("http.max_connections", "must be at least 1 (and below 2^61)");
+        }
         let s = &self.simulator;
         for (key, v) in [("simulator.rate", s.rate), ("simulator.speed", s.speed)] {
             if !(v > 0.0 && v.is_finite()) {
@@ -487,6 +501,7 @@ impl FileConfig {
             merge_buffer: self.run.merge_buffer,
             log_sla_events: self.run.log_sla_events,
             http_listen,
+            http_limits,
             api_token: self.http.api_token.clone().filter(|t| !t.is_empty()),
             catalogue: serde_json::json!({"policies": self.policy, "calendars": self.calendar}),
             alerting: self.alerting.validate(&policies, r),

@@ -12,8 +12,9 @@
 //!
 //! The pure core (`event`, `policy`, `calendar`, `engine`, `time`) reads no clock and does no
 //! I/O. [`replay`] is the file adapter around it; [`live`] the Kafka one, which also pages
-//! on-call through [`notify`]; [`sim`] generates realistic traffic for examples, tests and
-//! benchmarks.
+//! on-call through [`notify`] and serves metrics and the API through [`http`]; [`sim`]
+//! generates realistic traffic for examples, tests and benchmarks; [`logging`] keeps input
+//! strings from forging lines of the human log format.
 
 pub mod calendar;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod event;
 pub mod http;
 pub mod live;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod partitioner;

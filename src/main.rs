@@ -318,7 +318,8 @@ fn init_tracing(format: LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
+        // Input strings (ticket ids, error texts) with their control characters escaped.
+        LogFormat::Human => builder.fmt_fields(slawatch::logging::EscapedFields).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

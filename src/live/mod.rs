@@ -68,6 +68,8 @@ pub struct Settings {
     pub log_sla_events: bool,
     /// Address of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub http_listen: std::net::SocketAddr,
+    /// Timeouts and connection limit of the HTTP listener.
+    pub http_limits: crate::http::Limits,
     /// Bearer token that `/api/*` requests must present, if set.
     pub api_token: Option<String>,
     /// The configured policies and calendars, for `GET /api/v1/policies`.

@@ -93,8 +93,15 @@ fn monitor(
     let shards = Arc::new(Mutex::new(shards));
     let api = Arc::new(View(shards.clone()));
     let token = settings.api_token.as_deref();
-    let (_, http) = crate::http::spawn(settings.http_listen, metrics.clone(), api, token, stop.clone())
-        .map_err(|e| LiveError::Http(settings.http_listen, e))?;
+    let (_, http) = crate::http::spawn(
+        settings.http_listen,
+        settings.http_limits,
+        metrics.clone(),
+        api,
+        token,
+        stop.clone(),
+    )
+    .map_err(|e| LiveError::Http(settings.http_listen, e))?;
     let consumer = kafka::consumer(&settings, bootstrap, stop.clone(), metrics, shards, producer)?;
     let probe = probe::spawn(
         &probe_client,
