@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --locked --bins
 cargo test --release --locked
+# A short coverage-guided run of each fuzz target (docs/TESTING.md).
+scripts/fuzz.sh 60
