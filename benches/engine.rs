@@ -1,6 +1,6 @@
 //! Engine and replay benchmarks; results go to docs/PERFORMANCE.md.
 //!
-//! `cargo bench --bench engine [-- memory|engine|replay|calendar|hostile]` (default: all, memory first so
+//! `cargo bench --bench engine [-- memory|engine|replay|calendar|hostile|config]` (default: all, memory first so
 //! its RSS reading is not blurred by the others). Sizes: `SLAWATCH_BENCH_TICKETS` (default
 //! 1,000,000 tickets, about 10 million events). Input is the built-in simulator's realistic
 //! traffic at a large desk's rate, measured against `config/example.toml` (business-hours
@@ -105,6 +105,52 @@ fn main() {
     if run("hostile") {
         hostile();
     }
+    if run("config") {
+        config_size();
+    }
+}
+
+/// `slawatch check-config` on configurations of growing size: time should double with the size.
+fn config_size() {
+    println!("check-config by number of policies (16 calendars, 12 targets, own group and tier each):");
+    let mut text = String::new();
+    for c in 0..16 {
+        text += &format!(
+            "[[calendar]]\nname = \"c{c}\"\ntimezone = \"Europe/Berlin\"\n[calendar.hours]\nmon = [\"08:00-18:00\"]\n"
+        );
+    }
+    let mut policies = 0;
+    for n in [1_250, 2_500, 5_000, 10_000] {
+        while policies < n {
+            let i = policies;
+            text += &format!(
+                "[[policy]]\nname = \"p{i}\"\ncalendar = \"c{}\"\nwarn_at = [0.5, 0.75]\nescalate_after = [\"30m\", \"2h\"]\n\
+                 [policy.match]\ngroup = [\"g{i}\"]\ncustomer_tier = [\"t{i}\"]\n",
+                i % 16
+            );
+            for clock in ["first_response", "next_response", "resolution"] {
+                text += &format!(
+                    "[policy.targets.{clock}]\nurgent = \"1h\"\nhigh = \"4h\"\nnormal = \"8h\"\nlow = \"24h\"\n"
+                );
+            }
+            policies += 1;
+        }
+        let path = std::env::temp_dir().join("slawatch-bench-config.toml");
+        std::fs::write(&path, &text).unwrap();
+        let started = Instant::now();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_slawatch"))
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let rss = wait_peak_rss_mib(child);
+        println!(
+            "  {n:>6} policies, {:.1} MiB: {:.2} s, peak RSS {rss:.0} MiB",
+            text.len() as f64 / (1 << 20) as f64,
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 /// Peak memory of the `slawatch replay` process on the worst inputs the limits allow: every
@@ -113,7 +159,9 @@ fn hostile() {
     const PAD: usize = 65_536 - 120;
     let config = |extra: &str| {
         let path = std::env::temp_dir().join(format!("slawatch-hostile-{}.toml", extra.len()));
-        let body = format!("[engine]\norphan_hold = \"30d\"\n{extra}\n[[policy]]\nname = \"p\"\n[policy.targets.resolution]\nlow = \"1d\"\n");
+        let body = format!(
+            "[engine]\norphan_hold = \"30d\"\n{extra}\n[[policy]]\nname = \"p\"\n[policy.targets.resolution]\nlow = \"1d\"\n"
+        );
         std::fs::write(&path, body).unwrap();
         path
     };
@@ -130,7 +178,10 @@ fn hostile() {
     println!("hostile input (peak RSS of the replay process):");
     for (what, extra) in [
         ("100,000 orphans of 64 KiB, default max_orphan_bytes (64 MiB)", ""),
-        ("same, max_orphan_bytes = 8 GiB (no byte budget)", "max_orphan_bytes = 8589934592"),
+        (
+            "same, max_orphan_bytes = 8 GiB (no byte budget)",
+            "max_orphan_bytes = 8589934592",
+        ),
     ] {
         println!("  {what}: {:.0} MiB", peak_rss_mib(&config(extra), orphans));
     }
@@ -157,10 +208,15 @@ fn peak_rss_mib(config: &Path, feed: impl Fn(&mut dyn Write) -> std::io::Result<
     let mut stdin = BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
     feed(&mut stdin).unwrap();
     drop(stdin);
+    wait_peak_rss_mib(child)
+}
+
+/// Waits for `child`, which must succeed; returns its peak RSS.
+fn wait_peak_rss_mib(child: std::process::Child) -> f64 {
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     let pid = child.id() as libc::pid_t;
     assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    assert_eq!(status, 0, "replay failed");
+    assert_eq!(status, 0, "slawatch failed");
     usage.ru_maxrss as f64 / 1024.0
 }
 

@@ -7,7 +7,8 @@
 //! warnings for settings that are legal but probably not meant.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -15,7 +16,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::Calendar;
+use crate::calendar::{Calendar, RANGE_START};
 use crate::event::{Channel, Kind, Priority, Status, Vocabulary};
 use crate::live::{self, Guarantee};
 use crate::notify::AlertingSection;
@@ -26,7 +27,10 @@ use crate::time::{parse_duration, uses_days};
 /// A configuration that cannot be used; `Display` lists every problem, one per line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not TOML, or a value does not fit its key's type.
+    #[error("{}", load_problems(.0))]
     Load(#[source] Box<figment::Error>),
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),
@@ -239,20 +243,88 @@ pub struct MatchSection {
 }
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-/// Limits that keep per-ticket state compact (see docs/CONFIGURATION.md).
+/// Limits that keep per-ticket state compact (README, Configuration).
 const MAX_FRACTIONS: usize = 16;
 const MAX_TAGS_ANY: usize = 64;
 const MAX_ESCALATIONS: usize = 8;
 
+/// Files larger than this are refused before parsing: 10,000 policies with all twelve targets
+/// take about 4 MiB.
+const MAX_CONFIG_BYTES: u64 = 8 << 20;
+const MAX_POLICIES: usize = 10_000;
+const MAX_CALENDARS: usize = 256;
+/// Weekly windows across all calendars: each takes about 110 KB of tables for 1970–2099.
+const MAX_WEEKLY_WINDOWS: usize = 4_096;
+
 /// Reads `path` (if given), applies the environment layer and validates.
 pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
     let mut figment = Figment::new();
+    let mut empty_file = None;
     if let Some(path) = path {
-        figment = figment.merge(Toml::file_exact(path));
+        let text = read_limited(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            empty_file = Some(format!(
+                "config file {} is empty: every setting takes its default",
+                path.display()
+            ));
+        }
+        figment = figment.merge(Toml::string(&text));
     }
     figment = figment.merge(Env::prefixed("SLAWATCH__").split("__"));
     let file: FileConfig = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
-    file.validate()
+    let mut loaded = file.validate()?;
+    loaded.warnings.splice(0..0, empty_file);
+    Ok(loaded)
+}
+
+fn read_limited(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {} MiB",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// One line per loader problem, its key in the form validation uses (`policy[0].warn_at[0]`),
+/// and the environment variable when the value came from one.
+fn load_problems(e: &figment::Error) -> String {
+    let lines: Vec<String> = e
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let mut key = String::new();
+            for part in &e.path {
+                if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+                    key.push_str(&format!("[{part}]"));
+                } else {
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push_str(part);
+                }
+            }
+            let from_env = e.metadata.as_ref().is_some_and(|md| md.name.contains("environment"));
+            match (key.is_empty(), from_env) {
+                (true, _) => e.kind.to_string(),
+                (false, false) => format!("{key}: {}", e.kind),
+                (false, true) => format!(
+                    "{key} (from SLAWATCH__{}): {}",
+                    e.path.join("__").to_ascii_uppercase(),
+                    e.kind
+                ),
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// Parses a configuration from TOML text (no environment layer); for tests and tools.
@@ -315,15 +387,34 @@ impl FileConfig {
     /// Compiles the file into [`Rules`], reporting every problem with its key.
     pub fn validate(&self) -> Result<Loaded, ConfigError> {
         let mut r = Report::default();
+        let windows = self.calendar.iter().flat_map(|c| c.hours.values()).map(Vec::len).sum();
+        for (key, len, max, what) in [
+            ("policy", self.policy.len(), MAX_POLICIES, "policies"),
+            ("calendar", self.calendar.len(), MAX_CALENDARS, "calendars"),
+            ("calendar[*].hours", windows, MAX_WEEKLY_WINDOWS, "windows a week"),
+        ] {
+            if len > max {
+                r.problem(key, format_args!("{len} {what}, more than the limit of {max}"));
+            }
+        }
+        if !r.problems.is_empty() {
+            return Err(ConfigError::Invalid(r.problems));
+        }
         let engine = self.engine(&mut r);
         let live = self.live(&mut r);
         let calendars = self.calendars(&mut r);
+        let by_name: HashMap<&str, usize> = calendars
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, c)| (&*c.name, i))
+            .collect();
         let mut interned = Interned::default();
         let policies: Vec<Policy> = self
             .policy
             .iter()
             .enumerate()
-            .map(|(i, p)| p.compile(i, &calendars, &mut interned, &mut r))
+            .map(|(i, p)| p.compile(i, &calendars, &by_name, &mut interned, &mut r))
             .collect();
         let mut seen = HashMap::new();
         for (i, p) in self.policy.iter().enumerate() {
@@ -333,6 +424,9 @@ impl FileConfig {
                     format_args!("{:?} is already the name of policy[{first}]", p.name),
                 );
             }
+        }
+        if self.policy.is_empty() {
+            r.warnings.push("policy: there are no policies, so no ticket gets an SLA clock".into());
         }
         if interned.fractions.len() > MAX_FRACTIONS {
             r.problem(
@@ -355,8 +449,8 @@ impl FileConfig {
             policies,
             fractions: interned.fractions,
             tag_bits: interned.tags,
-            groups: interned.groups,
-            tiers: interned.tiers,
+            groups: interned.groups.list,
+            tiers: interned.tiers.list,
             fingerprint: self.rules_fingerprint(),
         };
         Ok(Loaded {
@@ -521,7 +615,9 @@ impl FileConfig {
         }];
         for (i, c) in self.calendar.iter().enumerate() {
             let key = format!("calendar[{i}]");
-            if c.name == "24x7" {
+            if c.name.is_empty() {
+                r.problem(format_args!("{key}.name"), "must not be empty");
+            } else if c.name == "24x7" {
                 r.problem(
                     format_args!("{key}.name"),
                     "\"24x7\" is built in and cannot be redefined",
@@ -532,13 +628,15 @@ impl FileConfig {
                     format_args!("duplicate calendar name {:?}", c.name),
                 );
             }
-            let tz: Option<chrono_tz::Tz> = c.timezone.parse().ok();
-            if tz.is_none() {
+            // A bad zone is reported here alone: UTC stands in, so that the policies naming
+            // this calendar do not also report it as unknown.
+            let tz = c.timezone.parse().unwrap_or_else(|_| {
                 r.problem(
                     format_args!("{key}.timezone"),
                     format_args!("unknown IANA time zone {:?}", c.timezone),
                 );
-            }
+                chrono_tz::UTC
+            });
             let holidays: Vec<NaiveDate> = c
                 .holidays
                 .iter()
@@ -573,15 +671,13 @@ impl FileConfig {
                     r.problem(format_args!("{key}.hours.{day}"), "windows overlap");
                 }
             }
-            if week.iter().all(Vec::is_empty) {
+            if c.hours.values().all(Vec::is_empty) {
                 r.problem(format_args!("{key}.hours"), "a calendar needs at least one window");
             }
-            if let Some(tz) = tz {
-                out.push(NamedCalendar {
-                    name: c.name.as_str().into(),
-                    calendar: Arc::new(Calendar::new(tz, week, &holidays)),
-                });
-            }
+            out.push(NamedCalendar {
+                name: c.name.as_str().into(),
+                calendar: Arc::new(Calendar::new(tz, week, &holidays)),
+            });
         }
         out
     }
@@ -628,25 +724,46 @@ fn parse_window(key: &str, text: &str, r: &mut Report) -> Option<(u32, u32)> {
 struct Interned {
     fractions: Vec<f64>,
     tags: HashMap<String, u32>,
-    groups: Vec<Arc<str>>,
-    tiers: Vec<Arc<str>>,
+    groups: Numbered,
+    tiers: Numbered,
 }
 
-fn intern(list: &mut Vec<Arc<str>>, s: &str) -> u32 {
-    let i = list.iter().position(|x| **x == *s).unwrap_or_else(|| {
-        list.push(s.into());
-        list.len() - 1
-    });
-    // Id 0 means "none" on a ticket.
-    i as u32 + 1
+/// Strings numbered in order of first appearance, from 1: id 0 means "none" on a ticket.
+#[derive(Default)]
+struct Numbered {
+    list: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl Numbered {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let s: Arc<str> = s.into();
+        self.list.push(s.clone());
+        let id = self.list.len() as u32;
+        self.ids.insert(s, id);
+        id
+    }
 }
 
 impl PolicySection {
-    fn compile(&self, i: usize, calendars: &[NamedCalendar], interned: &mut Interned, r: &mut Report) -> Policy {
+    fn compile(
+        &self,
+        i: usize,
+        calendars: &[NamedCalendar],
+        by_name: &HashMap<&str, usize>,
+        interned: &mut Interned,
+        r: &mut Report,
+    ) -> Policy {
         let key = format!("policy[{i}]");
-        let calendar = calendars
-            .iter()
-            .position(|c| *c.name == self.calendar)
+        if self.name.is_empty() {
+            r.problem(format_args!("{key}.name"), "must not be empty");
+        }
+        let calendar = by_name
+            .get(self.calendar.as_str())
+            .copied()
             .unwrap_or_else(|| {
                 r.problem(
                     format_args!("{key}.calendar"),
@@ -674,7 +791,7 @@ impl PolicySection {
                     format_args!("{key}.warn_at[{j}]"),
                     format_args!("{f} is not a fraction in (0, 1)"),
                 );
-            } else if j > 0 && f <= self.warn_at[j - 1] {
+            } else if warnings.last().is_some_and(|w: &Warning| f <= w.fraction) {
                 r.problem(
                     format_args!("{key}.warn_at[{j}]"),
                     "fractions must be strictly increasing",
@@ -690,13 +807,15 @@ impl PolicySection {
                 });
             }
         }
+        let before = r.problems.len();
         let escalate: Vec<i64> = self
             .escalate_after
             .iter()
             .enumerate()
             .map(|(j, text)| r.positive_duration(&format!("{key}.escalate_after[{j}]"), text))
             .collect();
-        if escalate.windows(2).any(|w| w[0] >= w[1]) {
+        // The order is checked only when every duration is valid: a bad one stands in as 0.
+        if r.problems.len() == before && escalate.windows(2).any(|w| w[0] >= w[1]) {
             r.problem(
                 format_args!("{key}.escalate_after"),
                 "durations must be strictly increasing",
@@ -726,7 +845,18 @@ impl PolicySection {
                     );
                     continue;
                 };
-                targets[*clock as usize][priority as usize] = Some(r.positive_duration(&tkey, text));
+                let target = r.positive_duration(&tkey, text);
+                targets[*clock as usize][priority as usize] = Some(target);
+                let named = &calendars[calendar];
+                if named.calendar.add(RANGE_START, target).is_none() {
+                    r.problem(
+                        &tkey,
+                        format_args!(
+                            "{text:?} is more business time than calendar {:?} has before 2100, so no deadline exists",
+                            named.name
+                        ),
+                    );
+                }
                 if uses_days(text) && calendar != 0 {
                     r.warnings.push(format!(
                         "{tkey}: {text:?} uses d, which is 24 hours of business time in calendar {:?}, not a working day",
@@ -735,8 +865,28 @@ impl PolicySection {
                 }
             }
         }
+        if targets.iter().flatten().all(Option::is_none) {
+            r.warnings.push(format!(
+                "{key}.targets: none, so the tickets this policy matches get no SLA clock"
+            ));
+        }
         let m = &self.matcher;
         let mkey = format!("{key}.match");
+        for (name, list) in [
+            ("priority", &m.priority),
+            ("channel", &m.channel),
+            ("kind", &m.kind),
+            ("group", &m.group),
+            ("customer_tier", &m.customer_tier),
+            ("tags_any", &m.tags_any),
+        ] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                r.problem(
+                    format_args!("{mkey}.{name}"),
+                    "an empty list matches no ticket; leave the key out to match every value",
+                );
+            }
+        }
         let mask = |bits: Option<u8>| bits.unwrap_or(u8::MAX);
         let matcher = Matcher {
             priority: mask(
@@ -757,11 +907,11 @@ impl PolicySection {
             groups: m
                 .group
                 .as_ref()
-                .map(|v| v.iter().map(|g| intern(&mut interned.groups, g)).collect()),
+                .map(|v| v.iter().map(|g| interned.groups.id(g)).collect()),
             tiers: m
                 .customer_tier
                 .as_ref()
-                .map(|v| v.iter().map(|t| intern(&mut interned.tiers, t)).collect()),
+                .map(|v| v.iter().map(|t| interned.tiers.id(t)).collect()),
             tags_any: m.tags_any.as_ref().map(|v| {
                 v.iter().fold(0u64, |acc, t| {
                     let next = interned.tags.len() as u32;
@@ -814,6 +964,142 @@ mod tests {
             (0, 5_000, 300_000, 60_000)
         );
         assert_eq!(e.max_event_bytes, 65_536);
+        assert_eq!(
+            loaded.warnings,
+            ["policy: there are no policies, so no ticket gets an SLA clock"]
+        );
+    }
+
+    #[test]
+    fn loader_problems_name_keys_as_validation_does() {
+        let p = problems("[[policy]]\nname = \"p\"\nwarn_at = [0.5, \"x\"]\n");
+        assert_eq!(p, ["policy[0].warn_at[1]: invalid type: found string \"x\", expected f64"]);
+        let p = problems("[engine]\nidle_grace = 5\n");
+        assert_eq!(p, ["engine.idle_grace: invalid type: found signed int `5`, expected a string"]);
+    }
+
+    #[test]
+    fn a_root_cause_is_reported_once() {
+        let p = problems(
+            r#"
+            [[calendar]]
+            name = "office"
+            timezone = "Europe/Berlln"
+            [calendar.hours]
+            mon = ["09:00-17:00"]
+            [[calendar]]
+            name = "shop"
+            timezone = "UTC"
+            [calendar.hours]
+            mon = ["9:00-17:00"]
+            [[policy]]
+            name = "p"
+            calendar = "office"
+            warn_at = [0.5, 2.0, 0.75]
+            escalate_after = ["1h", "2x"]
+            [policy.targets.resolution]
+            high = "8h"
+            "#,
+        );
+        assert_eq!(
+            p,
+            [
+                "calendar[0].timezone: unknown IANA time zone \"Europe/Berlln\"",
+                "calendar[1].hours.mon[0]: \"9:00-17:00\" is not a window HH:MM-HH:MM",
+                "policy[0].warn_at[1]: 2 is not a fraction in (0, 1)",
+                "policy[0].escalate_after[1]: invalid duration \"2x\" (use e.g. 90s, 15m, 4h, 1h30m, 2d)",
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_that_match_nothing_or_name_nothing_are_errors() {
+        let p = problems(
+            r#"
+            [[calendar]]
+            name = ""
+            timezone = "UTC"
+            [calendar.hours]
+            mon = ["09:00-10:00"]
+            [[calendar]]
+            name = "hour"
+            timezone = "UTC"
+            [calendar.hours]
+            mon = ["09:00-10:00"]
+            [[calendar]]
+            name = "hour"
+            timezone = "UTC"
+            [calendar.hours]
+            tue = ["09:00-10:00"]
+            [[policy]]
+            name = ""
+            [policy.match]
+            priority = []
+            channel = []
+            kind = []
+            group = []
+            customer_tier = []
+            tags_any = []
+            [policy.targets.resolution]
+            high = "8h"
+            [[policy]]
+            name = "p"
+            [policy.targets.resolution]
+            high = "47500d"
+            [[policy]]
+            name = "p"
+            calendar = "hour"
+            [policy.targets.resolution]
+            high = "6700h"
+            normal = "6800h"
+            "#,
+        );
+        let empty = "an empty list matches no ticket; leave the key out to match every value";
+        assert_eq!(
+            p,
+            [
+                "calendar[0].name: must not be empty".to_string(),
+                "calendar[2].name: duplicate calendar name \"hour\"".into(),
+                "policy[0].name: must not be empty".into(),
+                format!("policy[0].match.priority: {empty}"),
+                format!("policy[0].match.channel: {empty}"),
+                format!("policy[0].match.kind: {empty}"),
+                format!("policy[0].match.group: {empty}"),
+                format!("policy[0].match.customer_tier: {empty}"),
+                format!("policy[0].match.tags_any: {empty}"),
+                "policy[1].targets.resolution.high: \"47500d\" is more business time than calendar \"24x7\" has before 2100, so no deadline exists".into(),
+                "policy[2].targets.resolution.normal: \"6800h\" is more business time than calendar \"hour\" has before 2100, so no deadline exists".into(),
+                "policy[2].name: \"p\" is already the name of policy[1]".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_policy_without_targets_is_a_warning() {
+        let loaded = from_toml("[[policy]]\nname = \"requests\"\n[policy.match]\nkind = [\"request\"]\n").unwrap();
+        assert_eq!(
+            loaded.warnings,
+            ["policy[0].targets: none, so the tickets this policy matches get no SLA clock"]
+        );
+    }
+
+    #[test]
+    fn policies_and_calendars_are_limited_in_number() {
+        let policies = "[[policy]]\nname = \"p\"\n".repeat(MAX_POLICIES + 1);
+        let calendars = "[[calendar]]\nname = \"c\"\ntimezone = \"UTC\"\nhours.mon = [\"09:00-10:00\"]\n"
+            .repeat(MAX_CALENDARS + 1);
+        assert_eq!(
+            problems(&format!("{policies}{calendars}")),
+            ["policy: 10001 policies, more than the limit of 10000", "calendar: 257 calendars, more than the limit of 256"]
+        );
+        let windows: Vec<String> = (0..1440).map(|m| format!("\"{:02}:{:02}-24:00\"", m / 60, m % 60)).collect();
+        let calendars: String = (0..3)
+            .map(|i| format!("[[calendar]]\nname = \"c{i}\"\ntimezone = \"UTC\"\nhours.mon = [{}]\n", windows.join(", ")))
+            .collect();
+        assert_eq!(
+            problems(&calendars),
+            ["calendar[*].hours: 4320 windows a week, more than the limit of 4096"]
+        );
     }
 
     #[test]

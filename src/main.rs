@@ -300,11 +300,11 @@ fn load(path: &std::path::Path) -> Result<config::Loaded, ExitCode> {
             Ok(loaded)
         }
         Err(e) => {
-            let what = match e {
-                ConfigError::Load(_) => "cannot load",
-                ConfigError::Invalid(_) => "invalid",
-            };
-            eprintln!("slawatch: {what} configuration {}:\n{e}", path.display());
+            match e {
+                ConfigError::Read { .. } => eprintln!("slawatch: {e}"),
+                ConfigError::Load(_) => eprintln!("slawatch: cannot load configuration {}:\n{e}", path.display()),
+                ConfigError::Invalid(_) => eprintln!("slawatch: invalid configuration {}:\n{e}", path.display()),
+            }
             Err(ExitCode::from(2))
         }
     }

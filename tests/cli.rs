@@ -172,12 +172,68 @@ fn check_config_exits_0_on_the_example_and_2_on_problems() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("surprise"));
-    let missing = slawatch()
+}
+
+fn check_config(path: &Path) -> (Option<i32>, String) {
+    let out = slawatch()
         .args(["check-config", "--config"])
-        .arg(dir.join("none.toml"))
+        .arg(path)
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(2));
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn check_config_names_a_file_it_cannot_read_and_warns_on_an_empty_one() {
+    let dir = scratch("unreadable");
+    let none = dir.join("none.toml");
+    assert_eq!(
+        check_config(&none),
+        (
+            Some(2),
+            format!(
+                "slawatch: cannot read config file {}: No such file or directory (os error 2)\n",
+                none.display()
+            )
+        )
+    );
+    assert_eq!(
+        check_config(&dir),
+        (
+            Some(2),
+            format!(
+                "slawatch: cannot read config file {}: Is a directory (os error 21)\n",
+                dir.display()
+            )
+        )
+    );
+    let huge = dir.join("huge.toml");
+    std::fs::write(&huge, "#".repeat(9 << 20)).unwrap();
+    assert_eq!(
+        check_config(&huge),
+        (
+            Some(2),
+            format!(
+                "slawatch: cannot read config file {}: larger than the limit of 8 MiB\n",
+                huge.display()
+            )
+        )
+    );
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "# nothing yet\n\n").unwrap();
+    assert_eq!(
+        check_config(&empty),
+        (
+            Some(0),
+            format!(
+                "warning: config file {} is empty: every setting takes its default\n\
+                 warning: policy: there are no policies, so no ticket gets an SLA clock\n\
+                 {}: ok\n",
+                empty.display(),
+                empty.display()
+            )
+        )
+    );
 }
 
 #[test]
@@ -191,7 +247,25 @@ fn environment_overrides_the_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("engine.idle_grace"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("engine.idle_grace: invalid duration \"soon\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = slawatch()
+        .args(["check-config", "--config"])
+        .arg(dir.join("c.toml"))
+        .env("SLAWATCH__ENGINE__MAX_ORPHANS", "many")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "engine.max_orphans (from SLAWATCH__ENGINE__MAX_ORPHANS): invalid type: found string \"many\", expected usize"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -223,7 +297,10 @@ low = "2d"
 fn replay_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
     std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
     run_with_stdin(
-        slawatch().args(["replay", "--config"]).arg(dir.join("c.toml")).args(args),
+        slawatch()
+            .args(["replay", "--config"])
+            .arg(dir.join("c.toml"))
+            .args(args),
         stdin,
     )
 }
@@ -249,7 +326,11 @@ fn replay_to_a_closed_stdout_exits_1() {
 #[test]
 fn replay_to_a_full_device_exits_1() {
     let dir = scratch("full");
-    let out = replay_stdin(&dir, &["--until", "2026-11-24T10:00:00Z", "--output", "/dev/full"], EVENTS);
+    let out = replay_stdin(
+        &dir,
+        &["--until", "2026-11-24T10:00:00Z", "--output", "/dev/full"],
+        EVENTS,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/dev/full"));
 }
@@ -272,7 +353,11 @@ fn replay_refuses_to_write_over_its_input() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("alias.ndjson"), "{flag}");
-        assert_eq!(std::fs::read_to_string(dir.join("in.ndjson")).unwrap(), EVENTS, "{flag}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("in.ndjson")).unwrap(),
+            EVENTS,
+            "{flag}"
+        );
     }
 }
 
@@ -281,7 +366,10 @@ fn replay_skips_a_byte_order_mark() {
     let dir = scratch("bom");
     let out = replay_stdin(&dir, &[], &format!("\u{feff}{EVENTS}"));
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 dead letters"), "as without a BOM");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 dead letters"),
+        "as without a BOM"
+    );
 }
 
 #[test]
@@ -305,7 +393,16 @@ fn replay_dead_letters_an_overlong_line_with_a_truncated_copy() {
     let first: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
     assert_eq!(first["reason"], "too_large");
     assert_eq!(first["source"]["line"], 1);
-    assert_eq!(first["raw"].as_str().unwrap().len(), 65_536, "the default max_event_bytes");
-    assert!(first["detail"].as_str().unwrap().starts_with(&format!("{} bytes", long.len())));
+    assert_eq!(
+        first["raw"].as_str().unwrap().len(),
+        65_536,
+        "the default max_event_bytes"
+    );
+    assert!(
+        first["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{} bytes", long.len()))
+    );
     assert_eq!(dead.lines().count(), 3, "the line after it is read as usual");
 }
