@@ -353,8 +353,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
         // Numbers are never parsed: any valid JSON number, however large, is "a number".
         let raw = <&'de serde_json::value::RawValue>::deserialize(d)?;
         let text = raw.get();
-        if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-            return Ok(Loose::Other("a number"));
+        // The common cases need no second parse: the raw text is valid JSON.
+        match text.as_bytes()[0] {
+            b'-' | b'0'..=b'9' => return Ok(Loose::Other("a number")),
+            b't' => return Ok(Loose::Bool(true)),
+            b'f' => return Ok(Loose::Bool(false)),
+            b'n' => return Ok(Loose::Null),
+            b'"' if !text.contains('\\') => return Ok(Loose::Str(Cow::Borrowed(&text[1..text.len() - 1]))),
+            _ => {}
         }
         serde_json::Deserializer::from_str(text)
             .deserialize_any(V(std::marker::PhantomData))
