@@ -1,4 +1,4 @@
-//! The checks behind the fuzz targets, one function per target. `tests/fuzz_regressions.rs`
+//! The checks behind the fuzz targets, one function per target. `tests/properties.rs`
 //! includes this file too, so plain `cargo test` replays every checked-in corpus and crash
 //! input through the same checks.
 //!
