@@ -70,6 +70,7 @@ pub struct FileConfig {
 pub struct HttpSection {
     pub listen: String,
     pub api_token: Option<String>,
+    pub api_token_file: Option<String>,
     pub header_timeout: String,
     pub request_timeout: String,
     pub max_connections: usize,
@@ -80,6 +81,7 @@ impl Default for HttpSection {
         HttpSection {
             listen: "127.0.0.1:9797".into(),
             api_token: None,
+            api_token_file: None,
             header_timeout: "10s".into(),
             request_timeout: "30s".into(),
             max_connections: 1024,
@@ -90,8 +92,9 @@ impl Default for HttpSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSection {
-    /// Bootstrap servers, or "embedded".
-    pub brokers: String,
+    /// Bootstrap servers, or "embedded"; no default, so a production instance never starts
+    /// on the demo broker by accident.
+    pub brokers: Option<String>,
     pub group_id: String,
     pub input_topics: Vec<String>,
     pub output_topic: String,
@@ -109,7 +112,7 @@ pub struct KafkaSection {
 impl Default for KafkaSection {
     fn default() -> Self {
         KafkaSection {
-            brokers: "embedded".into(),
+            brokers: None,
             group_id: "slawatch".into(),
             input_topics: vec!["ticket-events".into()],
             output_topic: "sla-events".into(),
@@ -540,7 +543,7 @@ impl FileConfig {
             r.problem("kafka.input_topics", "needs at least one topic");
         }
         for (key, empty) in [
-            ("kafka.brokers", k.brokers.is_empty()),
+            ("kafka.brokers", k.brokers.as_ref().is_some_and(String::is_empty)),
             ("kafka.group_id", k.group_id.is_empty()),
             ("kafka.transactional_id", k.transactional_id.as_ref().is_some_and(String::is_empty)),
         ] {
@@ -578,7 +581,11 @@ impl FileConfig {
             );
         }
         live::Settings {
-            brokers: (k.brokers != "embedded").then(|| k.brokers.clone()),
+            brokers: match k.brokers.as_deref() {
+                None => live::Brokers::Unset,
+                Some("embedded") => live::Brokers::Embedded,
+                Some(servers) => live::Brokers::Servers(servers.to_owned()),
+            },
             group_id: k.group_id.clone(),
             input_topics: k.input_topics.clone(),
             output_topic: k.output_topic.clone(),
@@ -586,7 +593,7 @@ impl FileConfig {
             changelog_topic,
             transactional_id: k.transactional_id.clone(),
             guarantee: self.run.guarantee,
-            client: k.client.clone(),
+            client: client_properties(&k.client, r),
             embedded_partitions: k.embedded_partitions,
             partitioner: k.partitioner,
             commit_interval,
@@ -596,7 +603,14 @@ impl FileConfig {
             log_sla_events: self.run.log_sla_events,
             http_listen,
             http_limits,
-            api_token: self.http.api_token.clone().filter(|t| !t.is_empty()),
+            api_token: match (&self.http.api_token, &self.http.api_token_file) {
+                (token, None) => token.clone().filter(|t| !t.is_empty()),
+                (None, Some(path)) => Some(read_secret("http.api_token_file", path, r)),
+                (Some(_), Some(_)) => {
+                    r.problem("http.api_token_file", "set either http.api_token or this, not both");
+                    None
+                }
+            },
             catalogue: serde_json::json!({"policies": self.policy, "calendars": self.calendar}),
             alerting: self.alerting.validate(&policies, r),
             simulator: s.enabled.then_some(live::SimSettings {
@@ -681,6 +695,40 @@ impl FileConfig {
         }
         out
     }
+}
+
+/// The content of the secret file `path` named by `key`, without its trailing line break.
+pub(crate) fn read_secret(key: &str, path: &str, r: &mut Report) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let secret = text.trim_end_matches(['\n', '\r']);
+            if secret.is_empty() {
+                r.problem(key, format_args!("{path:?} is empty"));
+            }
+            secret.to_owned()
+        }
+        Err(e) => {
+            r.problem(key, format_args!("cannot read {path:?}: {e}"));
+            String::new()
+        }
+    }
+}
+
+/// `[kafka.client]` as librdkafka properties. Their names have dots and never underscores, so
+/// an underscore stands for a dot: `SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD` sets
+/// `sasl.password` (an environment variable cannot name a dotted key). A name ending in `_file`
+/// names a file holding the value: `sasl.password_file`, `SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD_FILE`.
+fn client_properties(client: &BTreeMap<String, String>, r: &mut Report) -> BTreeMap<String, String> {
+    client
+        .iter()
+        .map(|(name, value)| match name.strip_suffix("_file") {
+            Some(property) => (
+                property.replace('_', "."),
+                read_secret(&format!("kafka.client.{name}"), value, r),
+            ),
+            None => (name.replace('_', "."), value.clone()),
+        })
+        .collect()
 }
 
 /// `HH:MM-HH:MM`, local wall-clock, `24:00` allowed as an end. Milliseconds since midnight.
@@ -1075,6 +1123,58 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_files_and_client_properties_from_underscored_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let secret = secret.display();
+        let loaded = from_toml(&format!(
+            r#"
+            [kafka.client]
+            "security.protocol" = "SASL_SSL"
+            sasl_username = "slawatch"
+            "sasl.password_file" = "{secret}"
+            [http]
+            api_token_file = "{secret}"
+            [[alerting.webhook]]
+            name = "chat"
+            url = "https://hooks.example.com/sla"
+            secret_file = "{secret}"
+            "#
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let live = &loaded.live;
+        let client: Vec<(&str, &str)> = live.client.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            client,
+            [("sasl.password", "s3cret"), ("sasl.username", "slawatch"), ("security.protocol", "SASL_SSL")]
+        );
+        assert_eq!(live.api_token.as_deref(), Some("s3cret"));
+        let p = problems(&format!(
+            r#"
+            [kafka.client]
+            "sasl.password_file" = "/nonexistent/secret"
+            [http]
+            api_token = "t"
+            api_token_file = "{secret}"
+            [[alerting.webhook]]
+            name = "chat"
+            url = "https://hooks.example.com/sla"
+            secret = "a"
+            secret_file = "{secret}"
+            "#
+        ));
+        assert_reported(
+            &p,
+            &[
+                "kafka.client.sasl.password_file: cannot read \"/nonexistent/secret\": No such file",
+                "http.api_token_file: set either http.api_token or this, not both",
+                "alerting.webhook[0]: needs exactly one of secret, secret_env and secret_file",
+            ],
+        );
+    }
+
+    #[test]
     fn a_policy_without_targets_is_a_warning() {
         let loaded = from_toml("[[policy]]\nname = \"requests\"\n[policy.match]\nkind = [\"request\"]\n").unwrap();
         assert_eq!(
@@ -1250,7 +1350,7 @@ mod tests {
                 "alerting.webhook[0].name: \"oncall\" names another output too",
                 "alerting.webhook[0].secret_env: environment variable SLAWATCH_TEST_NO_SUCH_VARIABLE is not set",
                 "alerting.webhook[0].delivery.batch: webhooks send one event per request",
-                "alerting.webhook[1]: needs exactly one of secret and secret_env",
+                "alerting.webhook[1]: needs exactly one of secret, secret_env and secret_file",
             ],
         );
         assert_eq!(p.len(), 19, "{p:#?}");

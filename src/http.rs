@@ -79,6 +79,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     api: Arc<dyn Api>,
     token: Option<Arc<str>>,
+    /// The monitor runs on the embedded demo broker: `/readyz` says so.
+    embedded: bool,
 }
 
 /// Binds `addr` and serves until `stop` is set. Returns the bound address (port 0 picks one).
@@ -88,6 +90,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     api: Arc<dyn Api>,
     token: Option<&str>,
+    embedded: bool,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = std::net::TcpListener::bind(addr)?;
@@ -98,6 +101,7 @@ pub fn spawn(
         metrics,
         api,
         token: token.map(Arc::from),
+        embedded,
     };
     let app = Router::new()
         .route("/metrics", get(render))
@@ -192,7 +196,12 @@ async fn render(State(s): State<Shared>) -> impl IntoResponse {
 
 async fn ready(State(s): State<Shared>) -> impl IntoResponse {
     if s.metrics.ready.get() == 1 {
-        (StatusCode::OK, "ready\n")
+        let text = if s.embedded {
+            "ready, on the EMBEDDED DEMO BROKER (in-process, memory only): not for production\n"
+        } else {
+            "ready\n"
+        };
+        (StatusCode::OK, text)
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "catching up\n")
     }

@@ -35,7 +35,7 @@ enum Command {
     /// Run NDJSON ticket events through the engine and write the SLA events they cause.
     Replay {
         /// Configuration file (TOML): engine settings, calendars, policies.
-        #[arg(long)]
+        #[arg(long, env = "SLAWATCH_CONFIG")]
         config: PathBuf,
         /// Input events, one JSON object per line; `-` is stdin.
         #[arg(long, default_value = "-")]
@@ -56,7 +56,7 @@ enum Command {
     /// events and dead letters, until SIGINT or SIGTERM.
     Run {
         /// Configuration file (TOML): [kafka], [run], [simulator], engine, calendars, policies.
-        #[arg(long)]
+        #[arg(long, env = "SLAWATCH_CONFIG")]
         config: PathBuf,
     },
     /// Generate realistic, deterministic ticket traffic: NDJSON (the input format of `replay`),
@@ -99,7 +99,7 @@ enum Command {
     /// Validate a configuration: exit 0 if usable (printing warnings), 2 if not.
     CheckConfig {
         /// Configuration file (TOML).
-        #[arg(long)]
+        #[arg(long, env = "SLAWATCH_CONFIG")]
         config: PathBuf,
     },
 }
@@ -133,7 +133,11 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     match cli.command {
         Command::CheckConfig { config } => match load(&config) {
-            Ok(_) => {
+            Ok(loaded) => {
+                // Only `run` needs Kafka: a warning here, an error there.
+                if loaded.live.brokers == slawatch::live::Brokers::Unset {
+                    eprintln!("warning: {}", slawatch::live::BROKERS_UNSET);
+                }
                 eprintln!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }

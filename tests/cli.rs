@@ -228,6 +228,7 @@ fn check_config_names_a_file_it_cannot_read_and_warns_on_an_empty_one() {
             format!(
                 "warning: config file {} is empty: every setting takes its default\n\
                  warning: policy: there are no policies, so no ticket gets an SLA clock\n\
+                 warning: {BROKERS_UNSET}\n\
                  {}: ok\n",
                 empty.display(),
                 empty.display()
@@ -405,4 +406,39 @@ fn replay_dead_letters_an_overlong_line_with_a_truncated_copy() {
             .starts_with(&format!("{} bytes", long.len()))
     );
     assert_eq!(dead.lines().count(), 3, "the line after it is read as usual");
+}
+
+const BROKERS_UNSET: &str =
+    "kafka.brokers: not set; `run` needs the bootstrap servers (or \"embedded\" for the in-process demo broker)";
+
+#[test]
+fn run_without_kafka_brokers_exits_2_and_check_config_warns() {
+    let dir = scratch("brokers");
+    let config = dir.join("c.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let out = slawatch()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SLAWATCH__HTTP__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(BROKERS_UNSET), "{stderr}");
+    let (code, stderr) = check_config(&config);
+    assert_eq!((code, stderr), (Some(0), format!("warning: {BROKERS_UNSET}\n{}: ok\n", config.display())));
+    // The same configuration replays without a word about Kafka.
+    let out = replay_stdin(&dir, &[], "");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("kafka"));
+}
+
+#[test]
+fn the_config_file_can_come_from_slawatch_config() {
+    let out = slawatch()
+        .arg("check-config")
+        .env("SLAWATCH_CONFIG", repo("config/example.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -63,6 +63,7 @@ impl Server {
             Arc::new(Metrics::new(&rules)),
             Arc::new(Stub),
             token,
+            false,
             stop.clone(),
         )
         .unwrap();

@@ -37,11 +37,25 @@ pub use feed::{Feed, feed};
 pub use shard::{DEAD_LETTER_COPY, Record, Shard};
 pub use start::run;
 
+/// `kafka.brokers`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Brokers {
+    /// Not configured: `run` refuses to start, `replay` does not need it.
+    Unset,
+    /// The in-process demo broker.
+    Embedded,
+    /// Bootstrap servers.
+    Servers(String),
+}
+
+/// What `run` says when `kafka.brokers` is missing, and `check-config` as a warning.
+pub const BROKERS_UNSET: &str =
+    "kafka.brokers: not set; `run` needs the bootstrap servers (or \"embedded\" for the in-process demo broker)";
+
 /// The `[kafka]`, `[run]` and `[simulator]` settings, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Bootstrap servers, or `None` for the embedded broker.
-    pub brokers: Option<String>,
+    pub brokers: Brokers,
     pub group_id: String,
     pub input_topics: Vec<String>,
     pub output_topic: String,
@@ -105,6 +119,9 @@ pub struct SimSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// `kafka.brokers` is not set (exit 2).
+    #[error("{}", BROKERS_UNSET)]
+    BrokersUnset,
     /// A client could not be created from the configuration (exit 2).
     #[error("kafka.client: {0}")]
     Client(KafkaError),
@@ -144,7 +161,7 @@ impl LiveError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..) | LiveError::ChangelogTopic(_)
+            LiveError::BrokersUnset | LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..) | LiveError::ChangelogTopic(_)
         )
     }
 }

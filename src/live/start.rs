@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::feed::{Feed, feed};
 use super::probe::{self, Ends};
 use super::shards::Shards;
 use super::views::View;
-use super::{Guarantee, LiveError, Settings, kafka, store};
+use super::{Brokers, Guarantee, LiveError, Settings, kafka, store};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::policy::Rules;
@@ -27,12 +27,13 @@ pub fn run(settings: Settings, rules: Arc<Rules>, stop: Arc<AtomicBool>) -> Resu
     let metrics = Arc::new(Metrics::new(&rules));
     // The embedded broker lives until the monitor returns.
     let (_embedded, bootstrap) = match &settings.brokers {
-        Some(b) => (None, b.clone()),
-        None => {
+        Brokers::Servers(b) => (None, b.clone()),
+        Brokers::Embedded => {
             let cluster = embedded_broker(&settings)?;
             let bootstrap = cluster.bootstrap_servers();
             (Some(cluster), bootstrap)
         }
+        Brokers::Unset => return Err(LiveError::BrokersUnset),
     };
     let simulator = match &settings.simulator {
         Some(sim) => {
@@ -78,7 +79,7 @@ fn monitor(
     let probe_check: BaseConsumer = probe_client.create().map_err(LiveError::Client)?;
     let partitions = probe::partition_counts(&probe_check, &settings.input_topics)?;
     drop(probe_check);
-    if settings.guarantee == Guarantee::ExactlyOnce && settings.brokers.is_some() {
+    if settings.guarantee == Guarantee::ExactlyOnce && settings.brokers != Brokers::Embedded {
         store::ensure_topic(&settings, bootstrap, partitions as i32)?;
     }
     let ends = Arc::new(Ends::default());
@@ -99,6 +100,7 @@ fn monitor(
         metrics.clone(),
         api,
         token,
+        settings.brokers == Brokers::Embedded,
         stop.clone(),
     )
     .map_err(|e| LiveError::Http(settings.http_listen, e))?;
@@ -141,9 +143,9 @@ fn embedded_broker(s: &Settings) -> Result<MockCluster<'static, DefaultProducerC
         cluster.create_topic(topic, s.embedded_partitions, 1)?;
     }
     let bootstrap = cluster.bootstrap_servers();
-    info!(
+    warn!(
         bootstrap = %bootstrap,
-        "embedded Kafka-protocol broker (in-process, memory only); produce ticket events to {:?}, read SLA events from {:?}",
+        "kafka.brokers = \"embedded\": an in-process DEMO broker, memory only, NOT FOR PRODUCTION; produce ticket events to {:?}, read SLA events from {:?}",
         s.input_topics.join(","),
         s.output_topic
     );

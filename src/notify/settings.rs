@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::alertmanager::{Output, Severity};
 use super::{Delivery, Filter, Link, Settings, Target, WebhookOutput};
-use crate::config::Report;
+use crate::config::{Report, read_secret};
 use crate::engine::SlaKind;
 use crate::event::Priority;
 use crate::policy::Clock;
@@ -59,6 +59,8 @@ pub struct WebhookSection {
     pub secret: Option<String>,
     /// The environment variable holding the secret.
     pub secret_env: Option<String>,
+    /// A file holding the secret (a mounted Kubernetes Secret, a systemd credential).
+    pub secret_file: Option<String>,
     #[serde(default, rename = "match")]
     pub matcher: MatchSection,
     #[serde(default)]
@@ -236,23 +238,29 @@ impl AlertmanagerSection {
 impl WebhookSection {
     fn validate(&self, key: &str, policies: &[&str], r: &mut Report) -> WebhookOutput {
         let url = http_url(r, &format!("{key}.url"), &self.url);
-        let secret = match (&self.secret, &self.secret_env) {
-            (Some(s), None) => s.clone(),
-            (None, Some(var)) => std::env::var(var).unwrap_or_default(),
+        let secret = match (&self.secret, &self.secret_env, &self.secret_file) {
+            (Some(s), None, None) => {
+                if s.is_empty() {
+                    r.problem(format_args!("{key}.secret"), "must not be empty");
+                }
+                s.clone()
+            }
+            (None, Some(var), None) => {
+                let secret = std::env::var(var).unwrap_or_default();
+                if secret.is_empty() {
+                    r.problem(
+                        format_args!("{key}.secret_env"),
+                        format_args!("environment variable {var} is not set or empty"),
+                    );
+                }
+                secret
+            }
+            (None, None, Some(path)) => read_secret(&format!("{key}.secret_file"), path, r),
             _ => {
-                r.problem(key, "needs exactly one of secret and secret_env");
+                r.problem(key, "needs exactly one of secret, secret_env and secret_file");
                 String::new()
             }
         };
-        if secret.is_empty() && self.secret.is_some() != self.secret_env.is_some() {
-            match &self.secret_env {
-                Some(var) => r.problem(
-                    format_args!("{key}.secret_env"),
-                    format_args!("environment variable {var} is not set or empty"),
-                ),
-                None => r.problem(format_args!("{key}.secret"), "must not be empty"),
-            }
-        }
         if self.delivery.batch.is_some() {
             r.problem(format_args!("{key}.delivery.batch"), "webhooks send one event per request");
         }
