@@ -134,7 +134,15 @@ pub struct RunSection {
     pub shutdown_grace: String,
     pub caught_up_window: String,
     pub merge_buffer: usize,
-    pub log_sla_events: bool,
+    pub log_sla_events: LogSlaEvents,
+}
+
+/// `run.log_sla_events`: `true` (INFO), `false`, or the level as a word.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum LogSlaEvents {
+    On(bool),
+    Level(String),
 }
 
 impl Default for RunSection {
@@ -145,7 +153,7 @@ impl Default for RunSection {
             shutdown_grace: "10s".into(),
             caught_up_window: "3s".into(),
             merge_buffer: 10_000,
-            log_sla_events: true,
+            log_sla_events: LogSlaEvents::On(true),
         }
     }
 }
@@ -600,7 +608,21 @@ impl FileConfig {
             shutdown_grace,
             caught_up_window,
             merge_buffer: self.run.merge_buffer,
-            log_sla_events: self.run.log_sla_events,
+            sla_event_level: match &self.run.log_sla_events {
+                LogSlaEvents::On(on) => on.then_some(tracing::Level::INFO),
+                LogSlaEvents::Level(word) => match word.as_str() {
+                    "info" => Some(tracing::Level::INFO),
+                    "debug" => Some(tracing::Level::DEBUG),
+                    "off" => None,
+                    _ => {
+                        r.problem(
+                            "run.log_sla_events",
+                            format_args!("{word:?} is not one of true, false, info, debug, off"),
+                        );
+                        None
+                    }
+                },
+            },
             http_listen,
             http_limits,
             api_token: match (&self.http.api_token, &self.http.api_token_file) {
@@ -1171,6 +1193,24 @@ mod tests {
                 "http.api_token_file: set either http.api_token or this, not both",
                 "alerting.webhook[0]: needs exactly one of secret, secret_env and secret_file",
             ],
+        );
+    }
+
+    #[test]
+    fn sla_event_lines_take_a_level_or_a_switch() {
+        for (value, level) in [
+            ("true", Some(tracing::Level::INFO)),
+            ("false", None),
+            ("\"info\"", Some(tracing::Level::INFO)),
+            ("\"debug\"", Some(tracing::Level::DEBUG)),
+            ("\"off\"", None),
+        ] {
+            let loaded = from_toml(&format!("[run]\nlog_sla_events = {value}\n")).unwrap();
+            assert_eq!(loaded.live.sla_event_level, level, "{value}");
+        }
+        assert_eq!(
+            problems("[run]\nlog_sla_events = \"loud\"\n"),
+            ["run.log_sla_events: \"loud\" is not one of true, false, info, debug, off"]
         );
     }
 

@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::CheckConfig { config } => match load(&config) {
+        Command::CheckConfig { config } => match load(&config, false) {
             Ok(loaded) => {
                 // Only `run` needs Kafka: a warning here, an error there.
                 if loaded.live.brokers == slawatch::live::Brokers::Unset {
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config } => {
-            let loaded = match load(&config) {
+            let loaded = match load(&config, true) {
                 Ok(loaded) => loaded,
                 Err(code) => return code,
             };
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
             dead_letter,
             until,
         } => {
-            let rules = match load(&config) {
+            let rules = match load(&config, false) {
                 Ok(loaded) => loaded.rules,
                 Err(code) => return code,
             };
@@ -259,13 +259,13 @@ fn run(loaded: config::Loaded) -> ExitCode {
         }
         // Draining and committing must not outlast the grace period (plus a margin to log).
         std::thread::sleep(grace + Duration::from_secs(1));
-        eprintln!("slawatch: shutdown grace period exceeded; exiting without a final commit");
+        tracing::error!("shutdown grace period exceeded; exiting without a final commit");
         std::process::exit(1);
     });
     match live::run(loaded.live, loaded.rules, stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("slawatch: {e}");
+            tracing::error!("{e}");
             ExitCode::from(if e.is_config() { 2 } else { 1 })
         }
     }
@@ -294,20 +294,31 @@ fn stop_on_signal() -> Arc<AtomicBool> {
     stop
 }
 
-/// Loads and validates the configuration, printing warnings; a problem exits with 2.
-fn load(path: &std::path::Path) -> Result<config::Loaded, ExitCode> {
+/// Loads and validates the configuration, printing warnings; a problem exits with 2. The
+/// service (`to_log`) says so in its log format, so a JSON log holds only JSON lines; the
+/// commands a person runs print plain lines.
+fn load(path: &std::path::Path, to_log: bool) -> Result<config::Loaded, ExitCode> {
     match config::load(Some(path)) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("warning: {w}");
+                if to_log {
+                    tracing::warn!("configuration: {w}");
+                } else {
+                    eprintln!("warning: {w}");
+                }
             }
             Ok(loaded)
         }
         Err(e) => {
-            match e {
-                ConfigError::Read { .. } => eprintln!("slawatch: {e}"),
-                ConfigError::Load(_) => eprintln!("slawatch: cannot load configuration {}:\n{e}", path.display()),
-                ConfigError::Invalid(_) => eprintln!("slawatch: invalid configuration {}:\n{e}", path.display()),
+            let text = match e {
+                ConfigError::Read { .. } => e.to_string(),
+                ConfigError::Load(_) => format!("cannot load configuration {}:\n{e}", path.display()),
+                ConfigError::Invalid(_) => format!("invalid configuration {}:\n{e}", path.display()),
+            };
+            if to_log {
+                tracing::error!("{text}");
+            } else {
+                eprintln!("slawatch: {text}");
             }
             Err(ExitCode::from(2))
         }

@@ -442,3 +442,20 @@ fn the_config_file_can_come_from_slawatch_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn run_reports_configuration_problems_in_its_log_format() {
+    let dir = scratch("jsonlog");
+    let config = dir.join("c.toml");
+    std::fs::write(&config, "[[policy]]\nname = \"p\"\nwarn_at = [0.5, \"x\"]\n").unwrap();
+    let out = slawatch().args(["--log-format", "json", "run", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert!(lines[0]["fields"]["message"].as_str().unwrap().contains("policy[0].warn_at[1]"), "{stderr}");
+}

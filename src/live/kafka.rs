@@ -477,8 +477,8 @@ impl Ctx {
         let buf: &mut Vec<u8> = &mut guard;
         let sla = std::mem::take(&mut shards.outbox.sla);
         for ev in &sla {
-            if self.settings.log_sla_events {
-                log_sla(ev);
+            if let Some(level) = self.settings.sla_event_level {
+                log_sla(ev, level);
             }
             shards.published(ev, now);
             buf.clear();
@@ -655,17 +655,27 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     }
 }
 
-fn log_sla(ev: &SlaEvent) {
-    info!(
-        ticket = %ev.ticket_id,
-        clock = %ev.clock.as_str(),
-        cycle = ev.cycle,
-        policy = %ev.policy,
-        priority = %ev.priority.as_str(),
-        at = %crate::time::Rfc3339(ev.at),
-        "{}",
-        ev.kind.as_str()
-    );
+fn log_sla(ev: &SlaEvent, level: tracing::Level) {
+    // tracing's macros take their level as a constant.
+    macro_rules! line {
+        ($macro:ident) => {
+            $macro!(
+                ticket = %ev.ticket_id,
+                clock = %ev.clock.as_str(),
+                cycle = ev.cycle,
+                policy = %ev.policy,
+                priority = %ev.priority.as_str(),
+                at = %crate::time::Rfc3339(ev.at),
+                "{}",
+                ev.kind.as_str()
+            )
+        };
+    }
+    if level == tracing::Level::INFO {
+        line!(info)
+    } else {
+        line!(debug)
+    }
 }
 
 /// Consumes until `stop` is set (or `ends` or an output reports a fatal error), then drains and

@@ -78,8 +78,8 @@ pub struct Settings {
     /// Events of one input topic-partition that may wait in a shard's event-time merge before
     /// its fetching pauses (it resumes at half).
     pub merge_buffer: usize,
-    /// Log one INFO line per published SLA event.
-    pub log_sla_events: bool,
+    /// The level of the log line per published SLA event; `None`: no line.
+    pub sla_event_level: Option<tracing::Level>,
     /// Address of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub http_listen: std::net::SocketAddr,
     /// Timeouts and connection limit of the HTTP listener.
