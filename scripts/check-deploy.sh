@@ -57,8 +57,7 @@ manifests=("$work"/helm-default.yaml "$work"/helm-example.yaml "$work"/kustomize
 # kubernetes-validate ships the schemas of the built-in kinds but none of CRDs: it only warns
 # about those. Any other warning (a misspelt apiVersion, say) would skip validation, so it fails.
 validate() {
-    kubernetes-validate --strict "$1" >"$work/validate"
-    cat "$work/validate"
+    kubernetes-validate --strict "$1" | tee "$work/validate"
     if grep -v "^INFO .* passed for resource " "$work/validate" \
         | grep -v "^WARN .* Couldn't find schema for kind \(PrometheusRule\|ServiceMonitor\) with api version monitoring.coreos.com/v1 "; then
         return 1
