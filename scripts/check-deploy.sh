@@ -77,6 +77,19 @@ check "helm chart links to deploy/prometheus/rules and config/container.toml" \
     test "$(readlink $chart/rules)" = ../../prometheus/rules -a \
     "$(readlink $chart/files/slawatch.toml)" = ../../../../config/container.toml
 
+# runbook_url annotations may point at deploy/README.md#<alert name, lower case>.
+runbook_complete() {
+    local alert missing=0
+    for alert in $(sed -n 's/^ *- alert: *//p' deploy/prometheus/rules/slawatch.rules.yml); do
+        if ! grep -qx "### $alert" deploy/README.md; then
+            echo "deploy/README.md has no runbook section ### $alert"
+            missing=1
+        fi
+    done
+    return "$missing"
+}
+check "every alert has a runbook section in deploy/README.md" runbook_complete
+
 # --- Every configuration deploy/ ships passes check-config.
 helm_example_config() {
     "$py" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["config"], end="")' \
