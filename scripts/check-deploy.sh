@@ -52,7 +52,15 @@ out="$work/helm-example.yaml" check "helm template (example values)" \
 out="$work/kustomize-base.yaml" check "kustomize build base" render kustomize build deploy/kustomize/base
 out="$work/kustomize-example.yaml" check "kustomize build overlays/example" \
     render kustomize build deploy/kustomize/overlays/example
-manifests=("$work"/helm-default.yaml "$work"/helm-example.yaml "$work"/kustomize-base.yaml "$work"/kustomize-example.yaml)
+# A packaged chart carries the linked files' content: it renders the same rules from the archive.
+package_and_render() {
+    helm package "$chart" -d "$work/package"
+    tar -tzf "$work/package"/slawatch-*.tgz | grep -qx slawatch/rules/slawatch.rules.yml
+    tar -tzf "$work/package"/slawatch-*.tgz | grep -qx slawatch/files/slawatch.toml
+    helm template slawatch "$work/package"/slawatch-*.tgz >"$work/helm-package.yaml"
+}
+check "helm package carries the linked rules and config" package_and_render
+manifests=("$work"/helm-package.yaml "$work"/helm-default.yaml "$work"/helm-example.yaml "$work"/kustomize-base.yaml "$work"/kustomize-example.yaml)
 
 # kubernetes-validate ships the schemas of the built-in kinds but none of CRDs: it only warns
 # about those. Any other warning (a misspelt apiVersion, say) would skip validation, so it fails.
