@@ -36,7 +36,7 @@ check() {
     fi
 }
 
-for tool in helm kustomize docker hadolint kubernetes-validate crdcheck systemd-analyze promtool curl "$py" "$bin"; do
+for tool in helm kustomize docker hadolint kubernetes-validate crdcheck systemd-analyze promtool curl java "$py" "$bin"; do
     check "tool $tool present" command -v "$tool"
 done
 check "docker compose plugin present" docker compose version
@@ -134,6 +134,61 @@ prometheus_config() {
     promtool check config "$work/prometheus/prometheus.yml"
 }
 check "promtool check config deploy/compose/prometheus.yml" prometheus_config
+
+# compose's stack without containers: its Kafka settings on a broker from the tests' jars
+# (scripts/setup.sh), its simulator command and its slawatch service (environment and
+# configuration) on loopback ports. slawatch must turn ready, emit SLA events and stop with 0.
+free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+compose_rehearsal() {
+    local dir="$work/rehearsal" libs="${SLAWATCH_KAFKA_LIBS:-$cache/kafka/libs}"
+    local broker controller http i status events rc=0
+    # Not local: the EXIT trap runs after the function has returned.
+    kafka="" simulator="" slawatch=""
+    broker="127.0.0.1:$(free_port)"
+    controller="127.0.0.1:$(free_port)"
+    http="127.0.0.1:$(free_port)"
+    mkdir -p "$dir"
+    trap 'kill $slawatch $simulator $kafka 2>/dev/null || true; wait' EXIT
+    "$py" scripts/deploy_checks.py compose-kafka "$broker" "$controller" "$dir/data" >"$dir/server.properties"
+    java -cp "$libs/*" kafka.tools.StorageTool format --cluster-id c2xhd2F0Y2gtZGVwbG95 \
+        --config "$dir/server.properties" >/dev/null
+    java -Xms256m -Xmx1g -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
+    kafka=$!
+    for i in $(seq 1 120); do
+        if (echo >"/dev/tcp/${broker%:*}/${broker#*:}") 2>/dev/null; then break; fi
+        sleep 0.5
+    done
+    docker compose -f "$compose" config --format json >"$dir/compose.json"
+    mapfile -t sim_args < <("$py" -c '
+import json, sys
+print("\n".join(json.load(open(sys.argv[1]))["services"]["simulator"]["command"]))' "$dir/compose.json")
+    mapfile -t sw_env < <("$py" -c '
+import json, sys
+for k, v in json.load(open(sys.argv[1]))["services"]["slawatch"]["environment"].items():
+    print(f"{k}={v}")' "$dir/compose.json")
+    "$bin" "${sim_args[@]//kafka:9092/$broker}" >"$dir/simulator.log" 2>&1 &
+    simulator=$!
+    sleep 3 # the first records create the input topic
+    env "${sw_env[@]//kafka:9092/$broker}" SLAWATCH__HTTP__LISTEN="$http" \
+        "$bin" run --config deploy/compose/slawatch.toml >"$dir/slawatch.log" 2>&1 &
+    slawatch=$!
+    for i in $(seq 1 120); do
+        status=$(curl -s -o /dev/null -w '%{http_code}' "http://$http/readyz" || true)
+        events=$({ curl -s "http://$http/metrics" || true; } | awk '/^slawatch_sla_events_total/ { n += $2 } END { print n + 0 }')
+        if [[ $status == 200 && $events -gt 0 ]]; then break; fi
+        sleep 0.5
+    done
+    echo "/readyz: $status, SLA events: $events"
+    kill -TERM "$slawatch"
+    wait "$slawatch" || rc=$?
+    slawatch=""
+    echo "slawatch's exit status after SIGTERM: $rc"
+    if [[ $status != 200 || $events -eq 0 || $rc -ne 0 ]]; then
+        tail -n 20 "$dir/slawatch.log" "$dir/simulator.log" "$dir/kafka.log"
+        return 1
+    fi
+}
+check "compose rehearsal: Kafka settings, simulator, slawatch ready with SLA events, exit 0" compose_rehearsal
 
 # --- Dockerfile and image.
 check "hadolint deploy/Dockerfile" hadolint deploy/Dockerfile

@@ -5,6 +5,8 @@
   check-sync                fail if those copies differ from what sync would write
   rules MANIFEST...         every PrometheusRule's groups equal deploy/prometheus/rules
   image-layout ROOT         lay out the Dockerfile's final stage in ROOT; print its command
+  compose-kafka BROKER CONTROLLER DATA
+                            compose's Kafka service as server.properties, on loopback ports
 """
 import json
 import re
@@ -154,6 +156,25 @@ def image_layout(root):
                       "env": {k: rooted(v) for k, v in env.items()}}))
 
 
+def compose_kafka(broker, controller, data):
+    """The apache/kafka image turns KAFKA_X_Y into the property x.y; so does this, with the
+    compose network's addresses moved to loopback ports. Partitions of auto-created topics
+    take the topics service's count (the jars here have no kafka-topics tool)."""
+    compose = yaml.safe_load((REPO / "deploy/compose/compose.yaml").read_text())
+    env = compose["services"]["kafka"]["environment"]
+    command = compose["services"]["topics"]["command"][0]
+    partitions = re.search(r"--partitions (\d+)", command).group(1)
+    moves = {"kafka:9092": broker, ":9092": broker, "kafka:9093": controller, ":9093": controller}
+    lines = []
+    for key, value in env.items():
+        value = str(value)
+        for old, new in moves.items():
+            value = re.sub(rf"(?<![\w.]){re.escape(old)}\b", new, value) if old.startswith(":") else value.replace(old, new)
+        lines.append(f"{key.removeprefix('KAFKA_').lower().replace('_', '.')}={value}")
+    lines += [f"log.dirs={data}", f"num.partitions={partitions}", "auto.create.topics.enable=true"]
+    print("\n".join(lines))
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "sync":
@@ -163,6 +184,8 @@ def main():
         check_sync()
     elif command == "rules":
         rules(args)
+    elif command == "compose-kafka":
+        compose_kafka(*args)
     elif command == "image-layout":
         image_layout(args[0])
     else:
