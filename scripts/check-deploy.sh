@@ -80,6 +80,7 @@ for manifest in "${manifests[@]}"; do
     check "crdcheck $(basename "$manifest")" crdcheck "$manifest"
 done
 check "PrometheusRule groups equal deploy/prometheus/rules" "$py" scripts/deploy_checks.py rules "${manifests[@]}"
+check "stop timeouts exceed run.shutdown_grace" "$py" scripts/deploy_checks.py stop-timeouts "${manifests[@]}"
 check "kustomize base copies equal their sources" "$py" scripts/deploy_checks.py check-sync
 check "helm chart links to deploy/prometheus/rules and config/container.toml" \
     test "$(readlink $chart/rules)" = ../../prometheus/rules -a \

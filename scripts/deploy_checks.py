@@ -5,6 +5,7 @@
   check-sync                fail if those copies differ from what sync would write
   rules MANIFEST...         every PrometheusRule's groups equal deploy/prometheus/rules
   image-layout ROOT         lay out the Dockerfile's final stage in ROOT; print its command
+  stop-timeouts MANIFEST... every stop timeout exceeds its configuration's run.shutdown_grace
   compose-kafka BROKER CONTROLLER DATA
                             compose's Kafka service as server.properties, on loopback ports
 """
@@ -12,6 +13,7 @@ import json
 import re
 import shlex
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -175,6 +177,44 @@ def compose_kafka(broker, controller, data):
     print("\n".join(lines))
 
 
+def seconds(duration):
+    """A slawatch duration ("1h30m") or a systemd/compose one ("30s", 30) in seconds."""
+    if isinstance(duration, int):
+        return duration
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([dhms])", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        fail(f"unreadable duration {duration!r}")
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def grace(toml_text):
+    return seconds(tomllib.loads(toml_text).get("run", {}).get("shutdown_grace", "10s"))
+
+
+def stop_timeouts(manifests):
+    """SIGKILL after the timeout would cut the final commit that shutdown_grace allows."""
+    pairs = []
+    for manifest in manifests:
+        docs = [d for d in yaml.safe_load_all(Path(manifest).read_text()) if d]
+        configs = [d for d in docs if d["kind"] == "ConfigMap" and "slawatch.toml" in d.get("data", {})]
+        for deployment in (d for d in docs if d["kind"] == "Deployment"):
+            timeout = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            pairs += [(f"{manifest}: {deployment['metadata']['name']}", timeout, grace(c["data"]["slawatch.toml"])) for c in configs]
+    unit = (REPO / "deploy/systemd/slawatch.service").read_text()
+    timeout = re.search(r"^TimeoutStopSec=(\S+)$", unit, re.M).group(1)
+    pairs.append(("systemd unit (config/container.toml)", seconds(timeout), grace((REPO / "config/container.toml").read_text())))
+    compose = yaml.safe_load((REPO / "deploy/compose/compose.yaml").read_text())
+    timeout = compose["services"]["slawatch"]["stop_grace_period"]
+    pairs.append(("compose", seconds(timeout), grace((REPO / "deploy/compose/slawatch.toml").read_text())))
+    if len(pairs) < len(manifests) + 2:
+        fail("a manifest without a Deployment and its configuration")
+    for where, timeout, shutdown_grace in pairs:
+        if timeout <= shutdown_grace:
+            fail(f"{where}: stop timeout {timeout}s, not above run.shutdown_grace {shutdown_grace}s")
+    print(f"deploy_checks: {len(pairs)} stop timeouts above run.shutdown_grace")
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "sync":
@@ -184,6 +224,8 @@ def main():
         check_sync()
     elif command == "rules":
         rules(args)
+    elif command == "stop-timeouts":
+        stop_timeouts(args)
     elif command == "compose-kafka":
         compose_kafka(*args)
     elif command == "image-layout":
