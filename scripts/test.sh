@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --locked --bins
 cargo test --release --locked
+scripts/check-deploy.sh
 # A short coverage-guided run of each fuzz target (docs/TESTING.md).
 scripts/fuzz.sh 60
