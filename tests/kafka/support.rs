@@ -730,6 +730,12 @@ impl Drop for Monitor {
     }
 }
 
+/// `text` as it appears inside a JSON string of the monitor's log (quotes escaped).
+pub fn json_text(text: &str) -> String {
+    let quoted = serde_json::to_string(text).expect("a string serialises");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
 /// `GET path` from `address` (HTTP/1.0: no chunked answer), with extra header lines (each
 /// ending in `\r\n`): status code and body.
 pub fn http_get(address: &str, path: &str, headers: &str) -> (u16, String) {
