@@ -240,33 +240,30 @@ fn check_config_names_a_file_it_cannot_read_and_warns_on_an_empty_one() {
 #[test]
 fn environment_overrides_the_file() {
     let dir = scratch("env");
-    std::fs::write(dir.join("c.toml"), "[engine]\nidle_grace = \"5s\"\n").unwrap();
-    let out = slawatch()
-        .args(["check-config", "--config"])
-        .arg(dir.join("c.toml"))
-        .env("SLAWATCH__ENGINE__IDLE_GRACE", "soon")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("engine.idle_grace: invalid duration \"soon\""),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = slawatch()
-        .args(["check-config", "--config"])
-        .arg(dir.join("c.toml"))
-        .env("SLAWATCH__ENGINE__MAX_ORPHANS", "many")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(
-            "engine.max_orphans (from SLAWATCH__ENGINE__MAX_ORPHANS): invalid type: found string \"many\", expected usize"
+    let config = dir.join("c.toml");
+    std::fs::write(&config, "[engine]\nidle_grace = \"5s\"\n").unwrap();
+    for (var, value, expected) in [
+        (
+            "SLAWATCH__ENGINE__IDLE_GRACE",
+            "soon",
+            "engine.idle_grace: invalid duration \"soon\"",
         ),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        (
+            "SLAWATCH__ENGINE__MAX_ORPHANS",
+            "many",
+            "engine.max_orphans (from SLAWATCH__ENGINE__MAX_ORPHANS): invalid type: found string \"many\", expected usize",
+        ),
+    ] {
+        let out = slawatch()
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
 
 #[test]
@@ -426,7 +423,10 @@ fn run_without_kafka_brokers_exits_2_and_check_config_warns() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(BROKERS_UNSET), "{stderr}");
     let (code, stderr) = check_config(&config);
-    assert_eq!((code, stderr), (Some(0), format!("warning: {BROKERS_UNSET}\n{}: ok\n", config.display())));
+    assert_eq!(
+        (code, stderr),
+        (Some(0), format!("warning: {BROKERS_UNSET}\n{}: ok\n", config.display()))
+    );
     // The same configuration replays without a word about Kafka.
     let out = replay_stdin(&dir, &[], "");
     assert_eq!(out.status.code(), Some(0));
@@ -448,7 +448,11 @@ fn run_reports_configuration_problems_in_its_log_format() {
     let dir = scratch("jsonlog");
     let config = dir.join("c.toml");
     std::fs::write(&config, "[[policy]]\nname = \"p\"\nwarn_at = [0.5, \"x\"]\n").unwrap();
-    let out = slawatch().args(["--log-format", "json", "run", "--config"]).arg(&config).output().unwrap();
+    let out = slawatch()
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<serde_json::Value> = stderr
@@ -457,5 +461,11 @@ fn run_reports_configuration_problems_in_its_log_format() {
         .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert_eq!(lines[0]["level"], "ERROR");
-    assert!(lines[0]["fields"]["message"].as_str().unwrap().contains("policy[0].warn_at[1]"), "{stderr}");
+    assert!(
+        lines[0]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy[0].warn_at[1]"),
+        "{stderr}"
+    );
 }
