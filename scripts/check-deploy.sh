@@ -86,18 +86,7 @@ check "helm chart links to deploy/prometheus/rules and config/container.toml" \
     test "$(readlink $chart/rules)" = ../../prometheus/rules -a \
     "$(readlink $chart/files/slawatch.toml)" = ../../../../config/container.toml
 
-# runbook_url annotations may point at deploy/README.md#<alert name, lower case>.
-runbook_complete() {
-    local alert missing=0
-    for alert in $(sed -n 's/^ *- alert: *//p' deploy/prometheus/rules/slawatch.rules.yml); do
-        if ! grep -qx "### $alert" deploy/README.md; then
-            echo "deploy/README.md has no runbook section ### $alert"
-            missing=1
-        fi
-    done
-    return "$missing"
-}
-check "every alert has a runbook section in deploy/README.md" runbook_complete
+check "every alert's runbook_url names its section of deploy/README.md" "$py" scripts/deploy_checks.py runbooks
 
 # --- Every configuration deploy/ ships passes check-config, with the brokers from the
 # environment as every deployment gives them.

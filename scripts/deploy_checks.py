@@ -5,6 +5,7 @@
   check-sync                fail if those copies differ from what sync would write
   rules MANIFEST...         every PrometheusRule's groups equal deploy/prometheus/rules
   image-layout ROOT         lay out the Dockerfile's final stage in ROOT; print its command
+  runbooks                  every alert's runbook_url names its section of deploy/README.md
   stop-timeouts MANIFEST... every stop timeout exceeds its configuration's run.shutdown_grace
   compose-kafka BROKER CONTROLLER DATA
                             compose's Kafka service as server.properties, on loopback ports
@@ -12,6 +13,7 @@
 import json
 import re
 import shlex
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -22,6 +24,13 @@ REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "deploy/prometheus/rules/slawatch.rules.yml"
 BASE = REPO / "deploy/kustomize/base"
 DOCKERFILE = REPO / "deploy/Dockerfile"
+# The shared libraries of gcr.io/distroless/cc-debian12: glibc, libgcc, libstdc++, OpenSSL 3.
+DISTROLESS_CC = {
+    "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1",
+    "libgcc_s.so.1", "libstdc++.so.6", "libgomp.so.1", "libssl.so.3", "libcrypto.so.3",
+}
+# Where every alert's runbook_url points: its `### AlertName` section of deploy/README.md.
+RUNBOOK = "https://github.com/slawatch/slawatch/blob/main/deploy/README.md#"
 # The one build command test.sh's binary stands in for; image-layout fails if it changes.
 BUILD = "cargo build --release --locked --bin slawatch"
 
@@ -81,6 +90,18 @@ def rules(manifests):
     print(f"deploy_checks: {found} PrometheusRule(s) equal {RULES.relative_to(REPO)}")
 
 
+def runbooks():
+    headings = set(re.findall(r"^### (\S+)$", (REPO / "deploy/README.md").read_text(), re.M))
+    alerts = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r]
+    for alert in alerts:
+        name, url = alert["alert"], alert.get("annotations", {}).get("runbook_url")
+        if url != RUNBOOK + name.lower():
+            fail(f"{name}: runbook_url {url!r}, expected {RUNBOOK + name.lower()!r}")
+        if name not in headings:
+            fail(f"deploy/README.md has no runbook section ### {name}")
+    print(f"deploy_checks: {len(alerts)} alerts with a runbook section")
+
+
 def stages():
     """The Dockerfile's instructions per stage, continuation lines joined."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
@@ -117,7 +138,7 @@ def image_layout(root):
             fail(f"builder COPY not covered by this check: {arg}")
     if not any(op == "RUN" and " ".join(arg.split()) == BUILD for op, arg in builder["steps"]):
         fail(f"builder does not run `{BUILD}`")
-    if "distroless/cc" not in final["from"] and "debian" not in final["from"]:
+    if "distroless/cc-debian12" not in final["from"]:
         fail(f"final stage base {final['from']} not covered")
     env, entrypoint, cmd, user, exposed = {}, None, None, None, []
     for op, arg in final["steps"]:
@@ -136,6 +157,12 @@ def image_layout(root):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(source.read_bytes())
             target.chmod(source.stat().st_mode & 0o777)
+            if from_builder:
+                needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]",
+                                        subprocess.run(["readelf", "-d", source], capture_output=True,
+                                                       text=True, check=True).stdout))
+                if not needed or needed - DISTROLESS_CC:
+                    fail(f"{src} needs {sorted(needed - DISTROLESS_CC)}, which {final['from']} lacks")
         elif op == "ENV":
             key, _, value = arg.partition("=")
             env[key] = value
@@ -224,6 +251,8 @@ def main():
         check_sync()
     elif command == "rules":
         rules(args)
+    elif command == "runbooks":
+        runbooks()
     elif command == "stop-timeouts":
         stop_timeouts(args)
     elif command == "compose-kafka":

@@ -4,6 +4,8 @@
 #   with the machine's Maven (scripts/kafka/pom.xml names the version) into
 #   ~/.cache/slawatch/kafka/libs, where the tests find it (or $SLAWATCH_KAFKA_LIBS); skipped
 #   when that version is there. It runs on the machine's Java 17.
+# - OpenSSL's headers and pkg-config (librdkafka is built with TLS) and the openssl tool (the
+#   tests' broker certificate): Debian's `libssl-dev`, `pkg-config` and `openssl`.
 # - Prometheus, promtool, Alertmanager and amtool: Debian's `prometheus` and
 #   `prometheus-alertmanager` packages (skipped when all four are there).
 # - The deploy checks' tools (scripts/check-deploy.sh), under ~/.cache/slawatch: a Python venv
@@ -20,6 +22,12 @@ apt_install() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
 }
+
+if ! command -v openssl >/dev/null || ! command -v pkg-config >/dev/null \
+    || ! pkg-config --exists openssl; then
+    echo "setup: installing OpenSSL's headers and tool, and pkg-config (Debian's packages)"
+    apt_install libssl-dev pkg-config openssl
+fi
 
 if command -v prometheus >/dev/null && command -v promtool >/dev/null \
     && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null; then

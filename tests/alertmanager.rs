@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use slawatch::time::wall_now;
 use slawatch::time::parse_rfc3339;
 use support::{
-    Broker, CREATED, Monitor, REPLY, Server, event, fast_config, http_get, http_post, http_ready, produce, repo, sum, tool,
+    Broker, CREATED, Monitor, REPLY, event, fast_config, http_get, http_post, produce, repo, start_alertmanager, sum, tool,
 };
 
 fn amtool(args: &[&str]) -> String {
@@ -49,23 +49,6 @@ fn the_example_configuration_routes_by_severity_and_team() {
         args.extend(labels.split(' '));
         let got = amtool(&args);
         assert_eq!(got.trim(), receiver, "{labels}");
-    }
-}
-
-/// Alertmanager with `config`, clustering off, on `address` or a free port.
-fn start_alertmanager(config: &std::path::Path, address: Option<&str>) -> Server {
-    let program = tool("prometheus-alertmanager");
-    let args = |address: &str, dir: &std::path::Path| {
-        vec![
-            format!("--config.file={}", config.display()),
-            format!("--storage.path={}", dir.display()),
-            format!("--web.listen-address={address}"),
-            "--cluster.listen-address=".into(),
-        ]
-    };
-    match address {
-        Some(a) => Server::start_on(a, &program, args, http_ready),
-        None => Server::start(&program, args, http_ready),
     }
 }
 

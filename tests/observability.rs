@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Monitor, Server, http_get, http_ready, repo, tool};
+use support::{Monitor, Server, http_get, http_ready, repo, start_alertmanager, tool};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -134,10 +134,23 @@ fn dashboards_and_rules_work_on_a_real_prometheus() {
     promtool(&["check", "rules", "rules/slawatch.rules.yml"], None);
     promtool(&["test", "rules", "rules/slawatch.tests.yml"], None);
 
+    // The demo, paging a real Alertmanager, an address where nothing listens (failures, a
+    // queue) and a webhook that Alertmanager refuses with 405 (drops): every paging panel
+    // has data.
     let dir = tempfile::tempdir().unwrap();
+    let am_config = dir.path().join("alertmanager.yml");
+    std::fs::write(&am_config, "route:\n  receiver: all\nreceivers:\n  - name: all\n").unwrap();
+    let am = start_alertmanager(&am_config, None);
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
     let cfg = dir.path().join("demo.toml");
-    std::fs::write(&cfg, demo.replace("127.0.0.1:9797", "127.0.0.1:0")).unwrap();
+    let paging = format!(
+        "[[alerting.alertmanager]]\nname = \"oncall\"\nurls = [\"http://{}\", \"http://{nobody}\"]\n\
+         delivery = {{ timeout = \"1s\", retry_initial = \"1s\", retry_max = \"2s\" }}\n\
+         [[alerting.webhook]]\nname = \"refused\"\nurl = \"http://{}/api/v2/status\"\nsecret = \"s\"\n",
+        am.address, am.address
+    );
+    std::fs::write(&cfg, demo.replace("127.0.0.1:9797", "127.0.0.1:0") + "\n" + &paging).unwrap();
     let monitor = Monitor::start(&cfg, "demo");
     let target = monitor.http_address();
     let scrape = monitor.http_get("/metrics").1;
@@ -150,6 +163,9 @@ fn dashboards_and_rules_work_on_a_real_prometheus() {
             .all(|t| prometheus.value(&format!(r#"sum(slawatch_sla_events_total{{type="{t}"}})"#)) > 0.0)
             && prometheus.value("sum(slawatch_fulfilments_total)") > 0.0
             && prometheus.value("sum(slawatch_tickets_created_total)") > 0.0
+            && prometheus.value("sum(slawatch_notifications_sent_total)") > 0.0
+            && prometheus.value("sum(slawatch_notification_failures_total)") > 0.0
+            && prometheus.value("sum(slawatch_notifications_dropped_total)") > 0.0
     });
     std::thread::sleep(5 * SEC); // a few more samples for the rates
 

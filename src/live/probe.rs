@@ -11,9 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as WallInstant};
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientConfig, ClientContext};
 use tracing::debug;
+
+use super::kafka::client_error;
 
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 const METADATA_EVERY: Duration = Duration::from_secs(10);
@@ -60,10 +63,49 @@ pub enum TopologyError {
     Metadata(String),
     #[error("input topics must be co-partitioned by ticket id, but their partition counts differ ({0})")]
     NotCoPartitioned(String),
+    #[error(
+        "cannot connect to the brokers: {0} (see kafka.client's security.protocol, sasl.* and ssl.* settings)"
+    )]
+    Security(String),
+}
+
+/// The start-up client's context: remembers an authentication or TLS failure, which a
+/// metadata request reports only as a timeout.
+#[derive(Default)]
+struct Startup(Mutex<Option<String>>);
+
+impl ClientContext for Startup {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
+            *self.0.lock().expect("startup lock") = Some(reason.to_owned());
+        }
+        client_error(error, reason);
+    }
+}
+
+impl ConsumerContext for Startup {}
+
+/// [`partition_counts`] at start, on a client of its own: a broker that refuses the
+/// credentials or the TLS handshake is named as such.
+pub fn partition_counts_at_start(config: &ClientConfig, topics: &[String]) -> Result<usize, super::LiveError> {
+    let client: BaseConsumer<Startup> = config.create_with_context(Startup::default()).map_err(super::LiveError::Client)?;
+    partition_counts(&client, topics).map_err(|e| {
+        if matches!(e, TopologyError::Metadata(_)) {
+            // Serves the error events that came with the failure.
+            let _ = client.poll(Duration::from_millis(200));
+        }
+        match client.context().0.lock().expect("startup lock").take() {
+            Some(reason) if matches!(e, TopologyError::Metadata(_)) => TopologyError::Security(reason).into(),
+            _ => e.into(),
+        }
+    })
 }
 
 /// The common partition count of `topics`.
-pub fn partition_counts(client: &BaseConsumer, topics: &[String]) -> Result<usize, TopologyError> {
+pub fn partition_counts<C: ConsumerContext>(client: &BaseConsumer<C>, topics: &[String]) -> Result<usize, TopologyError> {
     let mut counts = Vec::new();
     for topic in topics {
         let md = client

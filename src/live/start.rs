@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use tracing::{info, warn};
@@ -67,6 +67,10 @@ fn monitor(
     bootstrap: &str,
     stop: Arc<AtomicBool>,
 ) -> Result<(), LiveError> {
+    // First a metadata request: a broker that cannot be reached or refuses the credentials
+    // is reported as such, not as the transactional producer's timeout.
+    let probe_client = kafka::client_config(bootstrap, &settings.client, &[], &[]);
+    let partitions = probe::partition_counts_at_start(&probe_client, &settings.input_topics)?;
     let producer = kafka::producer(&settings, bootstrap, metrics.clone())?;
     let (notifier, notify_thread) = notify::start(
         &settings.alerting,
@@ -75,10 +79,6 @@ fn monitor(
         settings.shutdown_grace,
     )
     .map_err(LiveError::Notify)?;
-    let probe_client = kafka::client_config(bootstrap, &settings.client, &[], &[]);
-    let probe_check: BaseConsumer = probe_client.create().map_err(LiveError::Client)?;
-    let partitions = probe::partition_counts(&probe_check, &settings.input_topics)?;
-    drop(probe_check);
     if settings.guarantee == Guarantee::ExactlyOnce && settings.brokers != Brokers::Embedded {
         store::ensure_topic(&settings, bootstrap, partitions as i32)?;
     }

@@ -970,3 +970,58 @@ fn a_partition_whose_last_records_were_written_in_a_transaction_is_caught_up() {
         monitor.log_text()
     );
 }
+
+/// A configuration for group `group` on the broker's `SASL_SSL` listener (SCRAM-SHA-512, the
+/// broker's certificate trusted), the password left to the environment.
+fn secure_config(broker: &Broker, group: &str) -> PathBuf {
+    let extra = format!(
+        "[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\
+         \"sasl.username\" = {:?}\n\"ssl.ca.location\" = {:?}\n",
+        SCRAM_USER.0,
+        broker.ca().display().to_string()
+    );
+    config(broker.dir(), &broker.secure, group, &[&format!("{group}-in")], &extra)
+}
+
+#[test]
+fn tls_and_scram_with_the_password_from_a_file_give_the_sla_events_of_replay() {
+    let broker = Broker::shared();
+    create_group_topics(broker, "secure", &["secure-in"], 2);
+    let events = simulated(7, 300, 2);
+    produce(&broker.bootstrap, "secure-in", &as_records(&events));
+    let cfg = secure_config(broker, "secure");
+    let expected = by_id(replay_by_partition(&cfg, &events, &until_now()));
+    let password = broker.dir().join("secure-password");
+    std::fs::write(&password, format!("{}\n", SCRAM_USER.1)).unwrap();
+
+    // Only the SASL_SSL listener is named, and its metadata advertises only itself.
+    let monitor = Monitor::start_with(
+        &cfg,
+        "monitor",
+        &[("SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD_FILE", password.to_str().unwrap())],
+    );
+    let lines = read_sla(&broker.bootstrap, "secure-sla", expected.len());
+    assert_same(&by_id(lines), &expected);
+    assert_eq!(monitor.http_get("/readyz"), (200, "ready\n".into()));
+    assert!(!monitor.log_text().contains("\"level\":\"ERROR\""), "{}", monitor.log_text());
+}
+
+#[test]
+fn a_refused_password_or_an_untrusted_certificate_stops_the_start_naming_the_cause() {
+    let broker = Broker::shared();
+    create_group_topics(broker, "refused", &["refused-in"], 1);
+    let cfg = secure_config(broker, "refused");
+    let password = "SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD";
+    let system_cas = ("SLAWATCH__KAFKA__CLIENT__SSL_CA_LOCATION", "/etc/ssl/certs");
+    for (name, env, cause) in [
+        ("password", &[(password, "wrong")][..], "invalid credentials with SASL mechanism SCRAM-SHA-512"),
+        ("certificate", &[(password, SCRAM_USER.1), system_cas][..], "certificate verify failed"),
+    ] {
+        let mut monitor = Monitor::start_with(&cfg, name, env);
+        let status = monitor.wait_exit(30 * SEC);
+        let log = monitor.log_text();
+        assert_eq!(status.code(), Some(2), "{log}");
+        let last = log.lines().last().unwrap_or_default();
+        assert!(last.contains("cannot connect to the brokers") && last.contains(cause), "{name}: {log}");
+    }
+}

@@ -134,6 +134,23 @@ pub fn http_ready(address: &str) -> bool {
     try_request(address, "GET", "/-/ready", "", "").is_ok_and(|(status, _)| status == 200)
 }
 
+/// Alertmanager with `config`, clustering off, on `address` or a free port.
+pub fn start_alertmanager(config: &Path, address: Option<&str>) -> Server {
+    let program = tool("prometheus-alertmanager");
+    let args = |address: &str, dir: &Path| {
+        vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", dir.display()),
+            format!("--web.listen-address={address}"),
+            "--cluster.listen-address=".into(),
+        ]
+    };
+    match address {
+        Some(a) => Server::start_on(a, &program, args, http_ready),
+        None => Server::start(&program, args, http_ready),
+    }
+}
+
 /// The jars of Apache Kafka's broker: `SLAWATCH_KAFKA_LIBS`, else the cache directory
 /// `scripts/setup.sh` fills from Maven Central. Missing is a failure, not a skip.
 fn kafka_libs() -> PathBuf {
@@ -157,11 +174,18 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The SCRAM-SHA-512 user of the broker's `SASL_SSL` listener.
+pub const SCRAM_USER: (&str, &str) = ("slawatch", "scram-secret-7");
+
 /// A single-node Apache Kafka broker in KRaft mode (broker and controller in one JVM) on free
 /// loopback ports, its log directory in a temporary directory. Stopped on drop.
 pub struct Broker {
     process: Option<Server>,
+    /// The `PLAINTEXT` listener.
     pub bootstrap: String,
+    /// The `SASL_SSL` listener: SCRAM-SHA-512 for [`SCRAM_USER`], TLS with a self-signed
+    /// certificate for 127.0.0.1 ([`Broker::ca`]).
+    pub secure: String,
     controller: String,
     /// Configuration, data and the test's own files.
     dir: tempfile::TempDir,
@@ -171,20 +195,26 @@ impl Broker {
     /// A broker of one's own: for tests that kill or restart it.
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let (bootstrap, controller) = (
+        let (bootstrap, secure, controller) = (
+            format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
         );
+        let keystore = self_signed_keystore(dir.path());
         let props = dir.path().join("server.properties");
         std::fs::write(
             &props,
             format!(
                 "process.roles=broker,controller\nnode.id=1\n\
                  controller.quorum.voters=1@{controller}\n\
-                 listeners=PLAINTEXT://{bootstrap},CONTROLLER://{controller}\n\
-                 advertised.listeners=PLAINTEXT://{bootstrap}\n\
+                 listeners=PLAINTEXT://{bootstrap},SECURE://{secure},CONTROLLER://{controller}\n\
+                 advertised.listeners=PLAINTEXT://{bootstrap},SECURE://{secure}\n\
                  controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
-                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL,CONTROLLER:PLAINTEXT\n\
+                 sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+                 listener.name.secure.scram-sha-512.sasl.jaas.config=\
+                 org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
+                 ssl.keystore.type=PEM\nssl.keystore.location={}\n\
                  log.dirs={}\n\
                  num.partitions=1\n\
                  offsets.topic.replication.factor=1\noffsets.topic.num.partitions=3\n\
@@ -194,6 +224,7 @@ impl Broker {
                  share.coordinator.state.topic.min.isr=1\n\
                  group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=1000\n\
                  transaction.abort.timed.out.transaction.cleanup.interval.ms=1000\n",
+                keystore.display(),
                 dir.path().join("data").display()
             ),
         )
@@ -206,6 +237,8 @@ impl Broker {
                 "format",
                 "--cluster-id",
                 "c2xhd2F0Y2gtdGVzdHMtMQ",
+                "--add-scram",
+                &format!("SCRAM-SHA-512=[name={},password={}]", SCRAM_USER.0, SCRAM_USER.1),
                 "--config",
             ])
             .arg(&props)
@@ -220,6 +253,7 @@ impl Broker {
         let mut broker = Broker {
             process: None,
             bootstrap,
+            secure,
             controller,
             dir,
         };
@@ -270,6 +304,11 @@ impl Broker {
         self.run();
     }
 
+    /// The certificate a client of [`Broker::secure`] trusts (PEM).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls/cert.pem")
+    }
+
     /// A directory for the test's files, removed with the broker.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -278,6 +317,24 @@ impl Broker {
     pub fn create_topics(&self, topics: &[(&str, i32)]) {
         create_topics(&self.bootstrap, topics);
     }
+}
+
+/// A key and a self-signed certificate for 127.0.0.1 in `dir/tls/`: `cert.pem`, and
+/// `keystore.pem` (key and certificate, a PEM keystore for the broker), whose path is returned.
+fn self_signed_keystore(dir: &Path) -> PathBuf {
+    let tls = dir.join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(&tls)
+        .output()
+        .expect("running openssl (Debian's openssl package)");
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    let keystore = tls.join("keystore.pem");
+    let pem = [tls.join("key.pem"), tls.join("cert.pem")].map(|p| std::fs::read_to_string(p).unwrap());
+    std::fs::write(&keystore, pem.concat()).unwrap();
+    keystore
 }
 
 /// Whether a broker at `bootstrap` answers a metadata request naming at least one broker.
