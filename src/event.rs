@@ -155,6 +155,8 @@ pub const MAX_GROUP: usize = 64;
 pub const MAX_TIER: usize = 32;
 pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG: usize = 64;
+pub const MAX_AGENT: usize = 64;
+pub const MAX_COMMENT: usize = 4096;
 
 /// A validated input event.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,17 +174,25 @@ pub enum Body {
     Created(Created),
     Updated(Update),
     StatusChanged(Status),
-    ReplySent { author: Author, public: bool },
+    /// `agent`: who replied, for reports only.
+    ReplySent {
+        author: Author,
+        public: bool,
+        agent: Option<CompactString>,
+    },
     ComplaintResolved,
+    /// A customer's score from 1 to 5; changes no clock. The comment is validated, not kept.
+    Rated { score: u8 },
 }
 
 /// The event types, in [`Body`] order.
-pub const TYPES: [&str; 5] = [
+pub const TYPES: [&str; 6] = [
     "ticket.created",
     "ticket.updated",
     "ticket.status_changed",
     "reply.sent",
     "complaint.resolved",
+    "satisfaction.rated",
 ];
 
 impl Body {
@@ -194,6 +204,7 @@ impl Body {
             Body::StatusChanged(_) => 2,
             Body::ReplySent { .. } => 3,
             Body::ComplaintResolved => 4,
+            Body::Rated { .. } => 5,
         }
     }
 }
@@ -289,6 +300,12 @@ struct Wire<'a> {
     public: Loose<'a>,
     #[serde(borrow)]
     resolution: Loose<'a>,
+    #[serde(borrow)]
+    agent: Loose<'a>,
+    #[serde(borrow)]
+    score: Loose<'a>,
+    #[serde(borrow)]
+    comment: Loose<'a>,
 }
 
 /// A JSON value as far as validation cares.
@@ -300,6 +317,8 @@ enum Loose<'a> {
     Bool(bool),
     Str(Cow<'a, str>),
     StrList(Vec<Cow<'a, str>>),
+    /// A number, as written.
+    Number(&'a str),
     /// Any other JSON type, by name.
     Other(&'static str),
 }
@@ -355,7 +374,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
         let text = raw.get();
         // The common cases need no second parse: the raw text is valid JSON.
         match text.as_bytes()[0] {
-            b'-' | b'0'..=b'9' => return Ok(Loose::Other("a number")),
+            b'-' | b'0'..=b'9' => return Ok(Loose::Number(text)),
             b't' => return Ok(Loose::Bool(true)),
             b'f' => return Ok(Loose::Bool(false)),
             b'n' => return Ok(Loose::Null),
@@ -376,6 +395,7 @@ impl Loose<'_> {
             Loose::Bool(_) => "a boolean",
             Loose::Str(_) => "a string",
             Loose::StrList(_) => "an array",
+            Loose::Number(_) => "a number",
             Loose::Other(what) => what,
         }
     }
@@ -473,7 +493,11 @@ impl Wire<'_> {
                         ));
                     }
                 },
+                agent: optional("agent", &self.agent)?
+                    .map(|s| bounded("agent", s, MAX_AGENT))
+                    .transpose()?,
             },
+            "satisfaction.rated" => self.rated()?,
             _ => {
                 optional("resolution", &self.resolution)?;
                 Body::ComplaintResolved
@@ -545,6 +569,25 @@ impl Wire<'_> {
         Ok(update)
     }
 
+    fn rated(&self) -> Result<Body, Rejection> {
+        let score = match self.score {
+            Loose::Absent | Loose::Null => return Err(missing("score")),
+            // An integer as JSON writes one: "4.0" and "4e0" are not.
+            Loose::Number(n) if matches!(n, "1" | "2" | "3" | "4" | "5") => n.as_bytes()[0] - b'0',
+            Loose::Number(n) => return Err(invalid("score", format_args!("{n} is not an integer from 1 to 5"))),
+            ref other => {
+                return Err(invalid(
+                    "score",
+                    format_args!("must be an integer from 1 to 5, got {}", other.describe()),
+                ));
+            }
+        };
+        if let Some(comment) = optional("comment", &self.comment)? {
+            bounded("comment", comment, MAX_COMMENT)?;
+        }
+        Ok(Body::Rated { score })
+    }
+
     fn tags(&self) -> Result<Option<Vec<CompactString>>, Rejection> {
         match &self.tags {
             Loose::Absent | Loose::Null => Ok(None),
@@ -614,9 +657,34 @@ mod tests {
             e.body,
             Body::ReplySent {
                 author: Author::Agent,
-                public: true
+                public: true,
+                agent: None,
             }
         );
+    }
+
+    #[test]
+    fn decodes_ratings_and_reply_agents() {
+        let body = |json: String| decode(json.as_bytes(), 1 << 16).unwrap().body;
+        for score in 1..=5u8 {
+            assert_eq!(
+                body(format!(r#"{{"type":"satisfaction.rated",{T},"score":{score},"comment":"ok"}}"#)),
+                Body::Rated { score }
+            );
+        }
+        assert_eq!(
+            body(format!(r#"{{"type":"reply.sent",{T},"author":"agent","agent":"Ana \u00c1lvarez"}}"#)),
+            Body::ReplySent {
+                author: Author::Agent,
+                public: true,
+                agent: Some("Ana Álvarez".into()),
+            }
+        );
+        let long_comment = "c".repeat(MAX_COMMENT);
+        assert!(matches!(
+            body(format!(r#"{{"type":"satisfaction.rated",{T},"score":2,"comment":"{long_comment}"}}"#)),
+            Body::Rated { score: 2 }
+        ));
     }
 
     #[test]
@@ -653,6 +721,10 @@ mod tests {
             reason(&format!(r#"{{"type":"ticket.updated",{T}}}"#)),
             Reason::MissingField
         );
+        assert_eq!(
+            reason(&format!(r#"{{"type":"satisfaction.rated",{T},"score":null}}"#)),
+            Reason::MissingField
+        );
     }
 
     #[test]
@@ -672,8 +744,23 @@ mod tests {
             r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2026-11-24 10:00"}"#.to_string(),
             r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2100-01-01T00:00:00Z"}"#.to_string(),
             r#"{"type":7,"ticket_id":"T","occurred_at":"2026-11-24T10:00:00Z"}"#.to_string(),
+            format!(r#"{{"type":"reply.sent",{T},"author":"agent","agent":"{}"}}"#, "a".repeat(MAX_AGENT + 1)),
+            format!(r#"{{"type":"reply.sent",{T},"author":"agent","agent":7}}"#),
         ] {
             assert_eq!(reason(&bad), Reason::InvalidField, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_score_is_an_integer_from_1_to_5() {
+        for score in ["0", "6", "-1", "4.0", "4e0", "45", "\"4\"", "true", "[4]"] {
+            let json = format!(r#"{{"type":"satisfaction.rated",{T},"score":{score}}}"#);
+            assert_eq!(reason(&json), Reason::InvalidField, "{json}");
+        }
+        let comment = "c".repeat(MAX_COMMENT + 1);
+        for comment in [format!("{comment:?}"), "5".into()] {
+            let json = format!(r#"{{"type":"satisfaction.rated",{T},"score":5,"comment":{comment}}}"#);
+            assert_eq!(reason(&json), Reason::InvalidField);
         }
     }
 

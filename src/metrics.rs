@@ -17,6 +17,8 @@ use crate::policy::{Clock, Rules};
 /// What became of a valid event (rejected ones are counted as dead letters), in the order of
 /// [`crate::engine::Applied`].
 pub const OUTCOMES: [&str; 4] = ["applied", "duplicate", "ignored", "held"];
+/// The `score` label of a satisfaction rating, from 1.
+const SCORES: [&str; 5] = ["1", "2", "3", "4", "5"];
 /// Business time from a cycle's start to its fulfilment: 1 minute to 5 days.
 const FULFILMENT_BUCKETS: [f64; 12] = [
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 432000.0,
@@ -33,6 +35,7 @@ pub struct Metrics {
     pub events: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub created: IntCounterVec,
+    ratings: IntCounterVec,
     pub sla_events: IntCounterVec,
     pub fulfilments: IntCounterVec,
     pub fulfilment_seconds: HistogramVec,
@@ -87,6 +90,11 @@ impl Metrics {
                 "slawatch_tickets_created_total",
                 "Tickets created, by kind (request, complaint).",
                 &["kind"],
+            ),
+            ratings: counter(
+                "slawatch_satisfaction_ratings_total",
+                "Satisfaction ratings, by score (1-5), the ticket's policy (empty: none) and channel.",
+                &["score", "policy", "channel"],
             ),
             sla_events: counter(
                 "slawatch_sla_events_total",
@@ -205,6 +213,12 @@ impl Metrics {
         m
     }
 
+    /// Counts a satisfaction rating of a ticket with `policy` (name) and `channel`.
+    pub fn rated(&self, score: u8, policy: Option<&str>, channel: Channel) {
+        let score = SCORES[usize::from(score) - 1];
+        self.ratings.with_label_values(&[score, policy.unwrap_or(""), channel.as_str()]).inc();
+    }
+
     /// Creates every label combination known at start.
     fn start_at_zero(&self, rules: &Rules) {
         for ty in event::TYPES {
@@ -217,6 +231,14 @@ impl Metrics {
         }
         for reason in Reason::ALL {
             self.dead_letters.with_label_values(&[reason.as_str()]);
+        }
+        let policies = rules.policies.iter().map(|p| &*p.name);
+        for policy in policies.chain([""]) {
+            for channel in Channel::ALL {
+                for score in SCORES {
+                    self.ratings.with_label_values(&[score, policy, channel.as_str()]);
+                }
+            }
         }
         for clock in Clock::ALL {
             for policy in &rules.policies {

@@ -11,6 +11,9 @@
 //! yields byte-identical events (no wall clock, no global state). Events are produced
 //! lazily from a min-heap holding each open ticket's next event plus the next arrival, so
 //! memory is proportional to the tickets still open.
+//!
+//! Agents are named (each group has its own), and a share of solved tickets is rated by the
+//! customer, worse when the first response came later than the channel's usual target.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -48,6 +51,19 @@ const ON_HOLD: u8 = 3;
 const SOLVED: u8 = 4;
 const CLOSED: u8 = 5;
 const RESOLUTIONS: [&str; 4] = ["refund issued", "apology", "replacement", "goodwill credit"];
+/// Agents by group (`GROUPS`): a ticket's replies come from one of them, by ticket number.
+const AGENTS: [[&str; 3]; 4] = [
+    ["Ana Costa", "Ben Okafor", "Chiara Rossi"],
+    ["Dmitri Volkov", "Elif Yilmaz", "Femi Adeyemi"],
+    ["Greta Lind", "Hiro Tanaka", "Ines Duarte"],
+    ["Jonas Weber", "Kaja Nowak", "Lena Schulz"],
+];
+/// Relative weights of the scores 1 to 5: after a late first response, for complaints, and
+/// otherwise.
+const SCORES_LATE: [u32; 5] = [22, 20, 24, 19, 15];
+const SCORES_COMPLAINT: [u32; 5] = [10, 12, 20, 28, 30];
+const SCORES_USUAL: [u32; 5] = [4, 4, 9, 25, 58];
+const COMMENTS: [&str; 4] = ["took far too long", "ok in the end", "quick and friendly", "problem solved, thanks"];
 /// Relative arrival rate by Berlin local hour on weekdays: late-morning and early-afternoon peaks.
 const HOURLY: [f64; 24] = [
     0.06, 0.04, 0.03, 0.03, 0.04, 0.07, 0.15, 0.35, 0.65, 0.9, 1.0, 0.95, 0.75, 0.85, 0.95, 0.9, 0.8, 0.65, 0.5, 0.4,
@@ -120,6 +136,7 @@ enum Step {
     CustomerReply,
     Status(u8),
     ComplaintResolved,
+    Rated,
 }
 
 struct Ticket {
@@ -140,6 +157,11 @@ struct Ticket {
     complaint: bool,
     by_agent: bool,
     reopened: bool,
+    created: i64,
+    /// Whether an agent replied publicly yet, and whether that first reply came after
+    /// [`reply_target`].
+    answered: bool,
+    late: bool,
 }
 
 impl Ticket {
@@ -288,6 +310,9 @@ impl Simulation {
             complaint,
             by_agent,
             reopened: false,
+            created: at,
+            answered: false,
+            late: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -374,7 +399,16 @@ impl Simulation {
             }
             // Closing is optional so every lifecycle (and thus the stream) ends either way.
             Step::Status(SOLVED) if chance(rng, 0.85) => {
-                t.then(&[(now + rng.random_range(2 * DAY..4 * DAY), Step::Status(CLOSED))])
+                let close = (now + rng.random_range(2 * DAY..4 * DAY), Step::Status(CLOSED));
+                if chance(rng, 0.3) {
+                    // A chat or call ends with its survey; other customers rate whenever they
+                    // get to it, after the close too.
+                    let median = if t.live() { 5 * MIN } else { 4 * HOUR };
+                    let rated = (now + lognormal(rng, median as f64, 1.0).max(MIN), Step::Rated);
+                    t.then(&if rated.0 < close.0 { [rated, close] } else { [close, rated] });
+                } else {
+                    t.then(&[close]);
+                }
             }
             Step::ComplaintResolved if chance(rng, 0.4) => {
                 t.then(&[(now + rng.random_range(10 * SEC..10 * MIN), Step::Status(SOLVED))])
@@ -408,6 +442,7 @@ impl Simulation {
             Step::Update => "ticket.updated",
             Step::Status(_) => "ticket.status_changed",
             Step::ComplaintResolved => "complaint.resolved",
+            Step::Rated => "satisfaction.rated",
             _ => "reply.sent",
         };
         let mut s = String::with_capacity(240);
@@ -435,12 +470,31 @@ impl Simulation {
                 );
                 write_tags(&mut s, t.tags);
             }
-            Step::Note => s.push_str(",\"author\":\"agent\",\"public\":false"),
-            Step::AgentReply => s.push_str(",\"author\":\"agent\",\"public\":true"),
+            Step::Note | Step::AgentReply => {
+                let public = t.step == Step::AgentReply;
+                if public && !t.answered {
+                    t.answered = true;
+                    t.late = now - t.created > reply_target(t);
+                }
+                let agent = AGENTS[t.group as usize][(t.num % 3) as usize];
+                let _ = write!(s, ",\"author\":\"agent\",\"public\":{public},\"agent\":\"{agent}\"");
+            }
             Step::CustomerReply => s.push_str(",\"author\":\"customer\",\"public\":true"),
             Step::Status(status) => {
                 t.status = status;
                 let _ = write!(s, ",\"status\":\"{}\"", STATUSES[status as usize]);
+            }
+            Step::Rated => {
+                let weights = match (t.late, t.complaint) {
+                    (true, _) => &SCORES_LATE,
+                    (false, true) => &SCORES_COMPLAINT,
+                    (false, false) => &SCORES_USUAL,
+                };
+                let score = pick(rng, weights) + 1;
+                let _ = write!(s, ",\"score\":{score}");
+                if chance(rng, 0.2) {
+                    let _ = write!(s, ",\"comment\":\"{}\"", COMMENTS[usize::from(score - 1) * 4 / 5]);
+                }
             }
             Step::ComplaintResolved => {
                 if chance(rng, 0.7) {
@@ -502,17 +556,21 @@ impl Simulation {
 /// (median half the target, so roughly one reply in six breaches), mostly in business hours
 /// for email-type channels.
 fn agent_reply_at(rng: &mut SmallRng, office: &Calendar, t: &Ticket, now: i64) -> i64 {
-    let p = t.priority as usize;
-    let target = if t.live() {
-        [2, 5, 10, 15][p] * MIN
-    } else {
-        [1, 2, 4, 8][p].min(if t.complaint { 4 } else { 8 }) * HOUR // complaints: ack within 4h
-    };
-    let delay = lognormal(rng, 0.5 * target as f64, 0.75).max(SEC);
+    let delay = lognormal(rng, 0.5 * reply_target(t) as f64, 0.75).max(SEC);
     if t.live() || chance(rng, 0.1) {
         now + delay // live channels run around the clock; some email replies come off-hours
     } else {
         add_business(office, now, delay)
+    }
+}
+
+/// The reply time a ticket's channel and priority usually aim at.
+fn reply_target(t: &Ticket) -> i64 {
+    let p = t.priority as usize;
+    if t.live() {
+        [2, 5, 10, 15][p] * MIN
+    } else {
+        [1, 2, 4, 8][p].min(if t.complaint { 4 } else { 8 }) * HOUR // complaints: ack within 4h
     }
 }
 
@@ -629,13 +687,15 @@ mod tests {
                 }
                 "reply.sent" => assert!(v["author"].is_string() && v["public"].is_boolean()),
                 "complaint.resolved" => {}
+                "satisfaction.rated" => assert!((1..=5).contains(&v["score"].as_u64().unwrap())),
                 other => panic!("unexpected type {other}"),
             }
             match last.get(&e.ticket_id) {
                 None => assert_eq!(ty, "ticket.created", "first event of {}", e.ticket_id),
                 Some((at, prev)) => {
                     assert!(e.at_ms > *at, "per-ticket strictly increasing");
-                    assert!(!prev.contains("\"closed\""), "event after closed");
+                    let rating = ty == "satisfaction.rated";
+                    assert!(rating || !prev.contains("\"closed\""), "event after closed");
                     assert_ne!(ty, "ticket.created");
                 }
             }

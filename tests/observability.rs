@@ -166,6 +166,7 @@ fn dashboards_and_rules_work_on_a_real_prometheus() {
             && prometheus.value("sum(slawatch_notifications_sent_total)") > 0.0
             && prometheus.value("sum(slawatch_notification_failures_total)") > 0.0
             && prometheus.value("sum(slawatch_notifications_dropped_total)") > 0.0
+            && prometheus.value("sum(slawatch_satisfaction_ratings_total)") > 0.0
     });
     std::thread::sleep(5 * SEC); // a few more samples for the rates
 

@@ -389,7 +389,8 @@ impl<'a> Program<'a> {
             0 => "ticket.created",
             1 => "ticket.updated",
             2 | 3 => "ticket.status_changed",
-            4 | 5 => "reply.sent",
+            4 => "reply.sent",
+            5 => "satisfaction.rated",
             6 => "complaint.resolved",
             _ => return Some(Step::Advance(at)),
         };
@@ -402,13 +403,18 @@ impl<'a> Program<'a> {
             0 => self.created(&mut line),
             1 => self.updated(&mut line),
             2 | 3 => field(&mut line, "status", STATUSES[usize::from(self.byte() & 7)]),
-            4 | 5 => {
+            4 => {
                 let b = self.byte();
                 field(&mut line, "author", if b & 1 == 0 { "agent" } else { "customer" });
                 if b & 2 != 0 {
                     raw(&mut line, "public", if b & 4 == 0 { "false" } else { "true" });
                 }
+                if b & 8 != 0 {
+                    field(&mut line, "agent", "ana");
+                }
             }
+            // Score 0 is out of range: a rejection.
+            5 => raw(&mut line, "score", &(self.byte() % 6).to_string()),
             _ => {}
         }
         line.push('}');

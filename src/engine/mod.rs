@@ -350,6 +350,11 @@ impl<P> Engine<P> {
             let detail = format!("ticket {:?} already exists", ev.ticket_id);
             return Applied::Rejected(Rejection::new(Reason::DuplicateTicket, detail));
         }
+        // A rating changes no clock and counts whatever the status, closed included (SPEC §2).
+        if let Body::Rated { .. } = ev.body {
+            t.remember(ev.event_id.as_deref());
+            return Applied::Applied;
+        }
         if t.status == Status::Closed {
             t.remember(ev.event_id.as_deref());
             return Applied::Ignored;
@@ -369,7 +374,7 @@ impl<P> Engine<P> {
         t.remember(ev.event_id.as_deref());
         t.applied_at = now;
         match &ev.body {
-            Body::Created(_) => unreachable!("rejected above"),
+            Body::Created(_) | Body::Rated { .. } => unreachable!("handled above"),
             Body::Updated(_) => self.update(slot, attrs.expect("computed above"), now, out),
             Body::StatusChanged(s) => self.set_status(slot, *s, at, late, out),
             // Exactly a status change to solved (which fulfils the resolution clock).
@@ -378,6 +383,7 @@ impl<P> Engine<P> {
             Body::ReplySent {
                 author: Author::Agent,
                 public: true,
+                ..
             } => {
                 let end = self.end_time(slot, Slot::Response, at, late);
                 self.flush_before(slot, [end, Instant::MIN], out);
@@ -387,6 +393,7 @@ impl<P> Engine<P> {
             Body::ReplySent {
                 author: Author::Customer,
                 public: true,
+                ..
             } => {
                 if self.tickets.get(slot).status == Status::Solved {
                     self.set_status(slot, Status::Open, at, late, out);

@@ -333,6 +333,32 @@ fn customer_reply_on_solved_ticket_reopens_it() {
 }
 
 #[test]
+fn a_rating_changes_no_clock_and_counts_on_a_closed_ticket_too() {
+    let with_rating = |rate: bool| {
+        let mut h = Harness::new(PLAIN);
+        h.create("T1", "09:00", "high", "");
+        if rate {
+            assert_eq!(
+                h.send("satisfaction.rated", "T1", "09:30", r#""score":1,"event_id":"r1""#),
+                Applied::Applied
+            );
+            assert_eq!(
+                h.send("satisfaction.rated", "T1", "09:31", r#""score":1,"event_id":"r1""#),
+                Applied::Duplicate
+            );
+        }
+        // A late reply: applied at its own time, the rating moved nothing forward.
+        h.reply("T1", "09:20", "agent");
+        h.status("T1", "12:00", "closed");
+        if rate {
+            assert_eq!(h.send("satisfaction.rated", "T1", "12:30", r#""score":5"#), Applied::Applied);
+        }
+        h.take()
+    };
+    assert_eq!(with_rating(true), with_rating(false));
+}
+
+#[test]
 fn closed_is_final_and_later_events_are_ignored_and_counted() {
     let mut h = Harness::new(PLAIN);
     h.create("T1", "09:00", "high", r#""opened_by":"agent""#);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::changelog::{self, Entry, HeldRecord, PartitionState};
 use crate::engine::{Applied, DeadLetter, Engine, Held, Outbox, SlaEvent, Summary};
-use crate::event::{self, Body, Event, Reason, Rejection};
+use crate::event::{self, Body, Channel, Event, Reason, Rejection};
 use crate::partitioner::Partitioner;
 use crate::policy::Rules;
 use crate::time::Instant;
@@ -100,12 +100,14 @@ struct Topic {
 }
 
 /// What a shard applied since the counts were last taken (for the metrics).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct Counts {
     /// Valid events by type ([`crate::event::TYPES`]) and outcome ([`crate::metrics::OUTCOMES`]).
-    pub events: [[u64; 4]; 5],
+    pub events: [[u64; 4]; event::TYPES.len()],
     /// Tickets created, by kind ([`crate::event::Kind::ALL`]).
     pub created: [u64; 2],
+    /// Satisfaction ratings applied: score, the ticket's policy (index) and channel.
+    pub ratings: Vec<(u8, Option<usize>, Channel)>,
 }
 
 /// Where an event waits in the merge: its release instant, then topic and offset.
@@ -396,8 +398,13 @@ impl Shard {
         };
         if let Some(o) = outcome {
             self.counts.events[ev.body.type_index()][o] += 1;
-            if let (Body::Created(c), 0) = (&ev.body, o) {
-                self.counts.created[c.kind as usize] += 1;
+            match (&ev.body, o) {
+                (Body::Created(c), 0) => self.counts.created[c.kind as usize] += 1,
+                (&Body::Rated { score }, 0) => {
+                    let t = self.engine.ticket(&ev.ticket_id).expect("a rating applies to a known ticket");
+                    self.counts.ratings.push((score, t.policy(), t.channel));
+                }
+                _ => {}
             }
         }
         if offset < self.topics[topic].live_from {

@@ -332,4 +332,7 @@ fn count_events(metrics: &Metrics, shard: &mut Shard) {
     for (kind, n) in Kind::ALL.iter().zip(counts.created) {
         metrics.created.with_label_values(&[kind.as_str()]).inc_by(n);
     }
+    for (score, policy, channel) in counts.ratings {
+        metrics.rated(score, policy.map(|p| &*shard.engine.rules().policies[p].name), channel);
+    }
 }

@@ -1009,8 +1009,8 @@ fn tls_and_scram_with_the_password_from_a_file_give_the_sla_events_of_replay() {
 #[test]
 fn a_refused_password_or_an_untrusted_certificate_stops_the_start_naming_the_cause() {
     let broker = Broker::shared();
-    create_group_topics(broker, "refused", &["refused-in"], 1);
-    let cfg = secure_config(broker, "refused");
+    create_group_topics(broker, "untrusted", &["untrusted-in"], 1);
+    let cfg = secure_config(broker, "untrusted");
     let password = "SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD";
     let system_cas = ("SLAWATCH__KAFKA__CLIENT__SSL_CA_LOCATION", "/etc/ssl/certs");
     for (name, env, cause) in [

@@ -85,7 +85,7 @@ def events(r):
         t += r.choice([0, 1000, 30000, 60000, 300000, 600000, 1800000, 3600000, 7200000])
         occurred = t - (r.choice([0, 0, 0, 60000, 240000, 600000, 3600000]) if r.random() < 0.5 else 0)
         kind = r.choices(["ticket.created", "ticket.updated", "ticket.status_changed", "reply.sent",
-                          "complaint.resolved"], [1, 2, 4, 5, 1])[0]
+                          "complaint.resolved", "satisfaction.rated"], [1, 2, 4, 5, 1, 1])[0]
         ticket = r.choice(tickets + ["T9"])  # T9 never exists: an orphan
         if kind == "ticket.created":
             e = created(r, ticket, occurred, ["solved", "closed"])
@@ -104,6 +104,12 @@ def events(r):
             e["author"] = r.choice(["agent", "customer"])
             if r.random() < 0.15:
                 e["public"] = False
+            if r.random() < 0.3:
+                e["agent"] = r.choice(["ana", "bo"])
+        elif kind == "satisfaction.rated":
+            e["score"] = r.choice([1, 2, 3, 4, 5, 5, 0, 4.0, "4", None])
+            if r.random() < 0.3:
+                e["comment"] = r.choice(["thanks", "x" * 4097])
         if r.random() < 0.3:
             e["event_id"] = f"e{r.randint(0, 15)}"
         out.append(e)

@@ -35,7 +35,7 @@ STATUSES = ["new", "open", "pending", "on_hold", "solved", "closed"]
 OPENED_BY = ["customer", "agent"]
 AUTHORS = ["agent", "customer"]
 TYPES = ["ticket.created", "ticket.updated", "ticket.status_changed", "reply.sent",
-         "complaint.resolved"]
+         "complaint.resolved", "satisfaction.rated"]
 DEFAULT_PAUSE = ["pending", "on_hold"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -310,7 +310,8 @@ class Reject(Exception):
 # Fields slawatch reads; a key repeated among these is invalid_json (docs/SEMANTICS.md), other
 # repeated keys are ignored like any unknown field.
 READ_FIELDS = {"type", "ticket_id", "occurred_at", "event_id", "priority", "channel", "kind", "status",
-               "opened_by", "group", "customer_tier", "tags", "author", "public", "resolution"}
+               "opened_by", "group", "customer_tier", "tags", "author", "public", "resolution",
+               "agent", "score", "comment"}
 
 
 class _Obj(dict):
@@ -459,6 +460,18 @@ def parse_event(raw_bytes, cfg):
         if not isinstance(v, bool):
             raise Reject("invalid_field", "public must be a boolean")
         ev.public = v
+        v = get(obj, "agent")
+        if v is not None:
+            check_str("agent", v, 64)
+    elif typ == "satisfaction.rated":
+        v = get(obj, "score")
+        if v is None:
+            raise Reject("missing_field", "score is required")
+        if type(v) is not int or not 1 <= v <= 5:
+            raise Reject("invalid_field", "score must be an integer from 1 to 5")
+        v = get(obj, "comment")
+        if v is not None:
+            check_str("comment", v, 4096)
     elif typ == "complaint.resolved":
         v = get(obj, "resolution")
         if v is not None and not isinstance(v, str):
@@ -762,6 +775,8 @@ class Engine:
             return
         if ev.event_id is not None:
             tk.recent_ids = (tk.recent_ids + [ev.event_id])[-4:]
+        if ev.type == "satisfaction.rated":
+            return  # changes no clock, whatever the status (not the ticket's last event either)
         if tk.status == "closed":
             return  # closed is final: ignored
         late = ev.occ < self.F
