@@ -114,6 +114,10 @@ fn events_through_kafka_give_the_sla_events_of_replay() {
         "{consumed} of {} events counted",
         events.len()
     );
+    let rated = sum(&metrics, "slawatch_satisfaction_ratings_total", "");
+    let applied = r#"outcome="applied",type="satisfaction.rated""#;
+    assert!(rated > 0.0, "the simulation rates tickets");
+    assert_eq!(rated, sum(&metrics, "slawatch_events_total", applied));
     assert_eq!(sum(&metrics, "slawatch_caught_up", ""), 3.0, "3 partitions caught up");
     assert_eq!(sum(&metrics, "slawatch_consumer_lag_messages", ""), 0.0);
     let delivered = sum(
