@@ -60,7 +60,11 @@ fn throughput(wanted: usize) {
     println!("bare rdkafka consumer: {bare:.0} msg/s");
     let runs = [
         ("bench", "defaults: exactly_once", ""),
-        ("bench-quiet", "exactly_once, log_sla_events = false", "[run]\nlog_sla_events = false"),
+        (
+            "bench-quiet",
+            "exactly_once, log_sla_events = false",
+            "[run]\nlog_sla_events = false",
+        ),
         ("bench-alo", "at_least_once", "[run]\nguarantee = \"at_least_once\""),
         (
             "bench-alo-quiet",
@@ -201,7 +205,11 @@ fn latency(open: usize) {
 /// memory afterwards and the changelog's size per ticket.
 fn restart(broker: &Broker, mut monitor: Monitor, cfg: &std::path::Path, open: usize) {
     monitor.signal("-TERM");
-    assert!(monitor.wait_exit(Duration::from_secs(120)).success(), "{}", monitor.log_text());
+    assert!(
+        monitor.wait_exit(Duration::from_secs(120)).success(),
+        "{}",
+        monitor.log_text()
+    );
     let started = Instant::now();
     let again = Monitor::start(cfg, "restarted");
     while again.http_get("/readyz").0 != 200 {
@@ -210,9 +218,12 @@ fn restart(broker: &Broker, mut monitor: Monitor, cfg: &std::path::Path, open: u
     }
     let ready = started.elapsed().as_secs_f64();
     let log = again.log_text();
-    let read = log.lines().find(|l| l.contains("changelog read")).map_or(serde_json::Value::Null, |l| {
-        serde_json::from_str::<serde_json::Value>(l).unwrap()["fields"].clone()
-    });
+    let read = log
+        .lines()
+        .find(|l| l.contains("changelog read"))
+        .map_or(serde_json::Value::Null, |l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["fields"].clone()
+        });
     let bytes = dir_bytes(&broker.dir().join("data"), "latency-changelog-");
     println!(
         "restart to ready with {open} open tickets: {ready:.2} s (changelog read: {} records in {} ms); RSS after: {} MiB",

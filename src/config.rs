@@ -276,7 +276,10 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
             path: path.to_owned(),
             source,
         })?;
-        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             empty_file = Some(format!(
                 "config file {} is empty: every setting takes its default",
                 path.display()
@@ -414,12 +417,7 @@ impl FileConfig {
         let engine = self.engine(&mut r);
         let live = self.live(&mut r);
         let calendars = self.calendars(&mut r);
-        let by_name: HashMap<&str, usize> = calendars
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, c)| (&*c.name, i))
-            .collect();
+        let by_name: HashMap<&str, usize> = calendars.iter().enumerate().rev().map(|(i, c)| (&*c.name, i)).collect();
         let mut interned = Interned::default();
         let policies: Vec<Policy> = self
             .policy
@@ -437,7 +435,8 @@ impl FileConfig {
             }
         }
         if self.policy.is_empty() {
-            r.warnings.push("policy: there are no policies, so no ticket gets an SLA clock".into());
+            r.warnings
+                .push("policy: there are no policies, so no ticket gets an SLA clock".into());
         }
         if interned.fractions.len() > MAX_FRACTIONS {
             r.problem(
@@ -528,7 +527,10 @@ impl FileConfig {
             request_timeout: wall("http.request_timeout", &self.http.request_timeout),
             max_connections: self.http.max_connections,
         };
-        let changelog_topic = k.changelog_topic.clone().unwrap_or_else(|| format!("{}-changelog", k.group_id));
+        let changelog_topic = k
+            .changelog_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-changelog", k.group_id));
         let mut names = HashMap::new();
         for (key, topic) in k
             .input_topics
@@ -553,7 +555,10 @@ impl FileConfig {
         for (key, empty) in [
             ("kafka.brokers", k.brokers.as_ref().is_some_and(String::is_empty)),
             ("kafka.group_id", k.group_id.is_empty()),
-            ("kafka.transactional_id", k.transactional_id.as_ref().is_some_and(String::is_empty)),
+            (
+                "kafka.transactional_id",
+                k.transactional_id.as_ref().is_some_and(String::is_empty),
+            ),
         ] {
             if empty {
                 r.problem(key, "must not be empty");
@@ -831,16 +836,13 @@ impl PolicySection {
         if self.name.is_empty() {
             r.problem(format_args!("{key}.name"), "must not be empty");
         }
-        let calendar = by_name
-            .get(self.calendar.as_str())
-            .copied()
-            .unwrap_or_else(|| {
-                r.problem(
-                    format_args!("{key}.calendar"),
-                    format_args!("unknown calendar {:?}", self.calendar),
-                );
-                0
-            });
+        let calendar = by_name.get(self.calendar.as_str()).copied().unwrap_or_else(|| {
+            r.problem(
+                format_args!("{key}.calendar"),
+                format_args!("unknown calendar {:?}", self.calendar),
+            );
+            0
+        });
         let pause = match &self.pause_statuses {
             None => Status::Pending.bit() | Status::OnHold.bit(),
             Some(list) => {
@@ -1043,9 +1045,15 @@ mod tests {
     #[test]
     fn loader_problems_name_keys_as_validation_does() {
         let p = problems("[[policy]]\nname = \"p\"\nwarn_at = [0.5, \"x\"]\n");
-        assert_eq!(p, ["policy[0].warn_at[1]: invalid type: found string \"x\", expected f64"]);
+        assert_eq!(
+            p,
+            ["policy[0].warn_at[1]: invalid type: found string \"x\", expected f64"]
+        );
         let p = problems("[engine]\nidle_grace = 5\n");
-        assert_eq!(p, ["engine.idle_grace: invalid type: found signed int `5`, expected a string"]);
+        assert_eq!(
+            p,
+            ["engine.idle_grace: invalid type: found signed int `5`, expected a string"]
+        );
     }
 
     #[test]
@@ -1169,7 +1177,11 @@ mod tests {
         let client: Vec<(&str, &str)> = live.client.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             client,
-            [("sasl.password", "s3cret"), ("sasl.username", "slawatch"), ("security.protocol", "SASL_SSL")]
+            [
+                ("sasl.password", "s3cret"),
+                ("sasl.username", "slawatch"),
+                ("security.protocol", "SASL_SSL")
+            ]
         );
         assert_eq!(live.api_token.as_deref(), Some("s3cret"));
         let p = problems(&format!(
@@ -1226,15 +1238,25 @@ mod tests {
     #[test]
     fn policies_and_calendars_are_limited_in_number() {
         let policies = "[[policy]]\nname = \"p\"\n".repeat(MAX_POLICIES + 1);
-        let calendars = "[[calendar]]\nname = \"c\"\ntimezone = \"UTC\"\nhours.mon = [\"09:00-10:00\"]\n"
-            .repeat(MAX_CALENDARS + 1);
+        let calendars =
+            "[[calendar]]\nname = \"c\"\ntimezone = \"UTC\"\nhours.mon = [\"09:00-10:00\"]\n".repeat(MAX_CALENDARS + 1);
         assert_eq!(
             problems(&format!("{policies}{calendars}")),
-            ["policy: 10001 policies, more than the limit of 10000", "calendar: 257 calendars, more than the limit of 256"]
+            [
+                "policy: 10001 policies, more than the limit of 10000",
+                "calendar: 257 calendars, more than the limit of 256"
+            ]
         );
-        let windows: Vec<String> = (0..1440).map(|m| format!("\"{:02}:{:02}-24:00\"", m / 60, m % 60)).collect();
+        let windows: Vec<String> = (0..1440)
+            .map(|m| format!("\"{:02}:{:02}-24:00\"", m / 60, m % 60))
+            .collect();
         let calendars: String = (0..3)
-            .map(|i| format!("[[calendar]]\nname = \"c{i}\"\ntimezone = \"UTC\"\nhours.mon = [{}]\n", windows.join(", ")))
+            .map(|i| {
+                format!(
+                    "[[calendar]]\nname = \"c{i}\"\ntimezone = \"UTC\"\nhours.mon = [{}]\n",
+                    windows.join(", ")
+                )
+            })
             .collect();
         assert_eq!(
             problems(&calendars),
@@ -1325,7 +1347,10 @@ mod tests {
         let loaded = from_toml("[kafka]\ngroup_id = \"desk\"").unwrap();
         let live = &loaded.live;
         assert_eq!(live.guarantee, Guarantee::ExactlyOnce);
-        assert_eq!((live.changelog_topic.as_str(), live.transactional_id.as_deref()), ("desk-changelog", None));
+        assert_eq!(
+            (live.changelog_topic.as_str(), live.transactional_id.as_deref()),
+            ("desk-changelog", None)
+        );
         let p = problems("[kafka]\noutput_topic = \"slawatch-changelog\"\ntransactional_id = \"\"\n");
         assert_reported(
             &p,
@@ -1335,7 +1360,11 @@ mod tests {
             ],
         );
         let p = problems("[run]\nguarantee = \"twice\"");
-        assert!(p.iter().any(|e| e.contains("run.guarantee") && e.contains("exactly_once")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|e| e.contains("run.guarantee") && e.contains("exactly_once")),
+            "{p:?}"
+        );
         assert_reported(
             &problems("[engine]\nmax_event_bytes = 300000"),
             &["engine.max_event_bytes: must be at most 262144"],
@@ -1455,7 +1484,10 @@ mod tests {
 
         // The commented alerting block, uncommented (its secret's variable is not set here).
         let (_, block) = text.split_once("# --- alerting ---\n").unwrap();
-        let block: String = block.lines().map(|l| format!("{}\n", l.trim_start_matches('#').trim_start())).collect();
+        let block: String = block
+            .lines()
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
         let block = block.replace(r#"secret_env = "SLAWATCH_CHAT_SECRET""#, r#"secret = "test""#);
         let loaded = from_toml(&format!("{text}\n{block}")).unwrap_or_else(|e| panic!("{e}"));
         let alerting = &loaded.live.alerting;

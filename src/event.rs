@@ -182,7 +182,9 @@ pub enum Body {
     },
     ComplaintResolved,
     /// A customer's score from 1 to 5; changes no clock. The comment is validated, not kept.
-    Rated { score: u8 },
+    Rated {
+        score: u8,
+    },
 }
 
 /// The event types, in [`Body`] order.
@@ -668,12 +670,16 @@ mod tests {
         let body = |json: String| decode(json.as_bytes(), 1 << 16).unwrap().body;
         for score in 1..=5u8 {
             assert_eq!(
-                body(format!(r#"{{"type":"satisfaction.rated",{T},"score":{score},"comment":"ok"}}"#)),
+                body(format!(
+                    r#"{{"type":"satisfaction.rated",{T},"score":{score},"comment":"ok"}}"#
+                )),
                 Body::Rated { score }
             );
         }
         assert_eq!(
-            body(format!(r#"{{"type":"reply.sent",{T},"author":"agent","agent":"Ana \u00c1lvarez"}}"#)),
+            body(format!(
+                r#"{{"type":"reply.sent",{T},"author":"agent","agent":"Ana \u00c1lvarez"}}"#
+            )),
             Body::ReplySent {
                 author: Author::Agent,
                 public: true,
@@ -682,7 +688,9 @@ mod tests {
         );
         let long_comment = "c".repeat(MAX_COMMENT);
         assert!(matches!(
-            body(format!(r#"{{"type":"satisfaction.rated",{T},"score":2,"comment":"{long_comment}"}}"#)),
+            body(format!(
+                r#"{{"type":"satisfaction.rated",{T},"score":2,"comment":"{long_comment}"}}"#
+            )),
             Body::Rated { score: 2 }
         ));
     }
@@ -744,7 +752,10 @@ mod tests {
             r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2026-11-24 10:00"}"#.to_string(),
             r#"{"type":"complaint.resolved","ticket_id":"T","occurred_at":"2100-01-01T00:00:00Z"}"#.to_string(),
             r#"{"type":7,"ticket_id":"T","occurred_at":"2026-11-24T10:00:00Z"}"#.to_string(),
-            format!(r#"{{"type":"reply.sent",{T},"author":"agent","agent":"{}"}}"#, "a".repeat(MAX_AGENT + 1)),
+            format!(
+                r#"{{"type":"reply.sent",{T},"author":"agent","agent":"{}"}}"#,
+                "a".repeat(MAX_AGENT + 1)
+            ),
             format!(r#"{{"type":"reply.sent",{T},"author":"agent","agent":7}}"#),
         ] {
             assert_eq!(reason(&bad), Reason::InvalidField, "{bad}");

@@ -13,7 +13,8 @@
 //! The pure core (`event`, `policy`, `calendar`, `engine`, `time`) reads no clock and does no
 //! I/O. [`replay`] is the file adapter around it; [`live`] the Kafka one, which also pages
 //! on-call through [`notify`] and serves metrics and the API through [`http`]; [`sim`]
-//! generates realistic traffic for examples, tests and benchmarks; [`logging`] keeps input
+//! generates realistic traffic for examples, tests and benchmarks; [`report`] reviews recorded
+//! events against the standards (with a what-if of a candidate configuration); [`logging`] keeps input
 //! strings from forging lines of the human log format.
 
 pub mod calendar;
@@ -28,5 +29,6 @@ pub mod notify;
 pub mod partitioner;
 pub mod policy;
 pub mod replay;
+pub mod report;
 pub mod sim;
 pub mod time;

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use slawatch::config::{self, ConfigError};
 use slawatch::calendar::{RANGE_END, RANGE_START};
+use slawatch::config::{self, ConfigError};
 use slawatch::time::{Instant, parse_rfc3339, wall_now};
-use slawatch::{live, replay};
+use slawatch::{live, replay, report};
 
 /// Real-time customer-service SLA monitoring: clocks per ticket in business time, warnings,
 /// breaches, escalations and fulfilments.
@@ -51,6 +51,35 @@ enum Command {
         /// largest occurred_at seen, emitting the alerts due by then.
         #[arg(long, value_parser = parse_instant)]
         until: Option<Instant>,
+    },
+    /// Review the standards over recorded events: execution rate, breaches, response times,
+    /// complaints, satisfaction, by day and attribute; with --compare, what a candidate
+    /// configuration would have changed.
+    Report {
+        /// Configuration in force (TOML).
+        #[arg(long, env = "SLAWATCH_CONFIG")]
+        config: PathBuf,
+        /// Input events, one JSON object per line; `-` is stdin.
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        /// A candidate configuration to run the same events under, side by side.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Count only what happens from this instant (RFC 3339); earlier events still run.
+        #[arg(long, value_parser = parse_instant)]
+        from: Option<Instant>,
+        /// Count only what happens before this instant, and move the frontier there at the
+        /// end (as `replay --until`).
+        #[arg(long, value_parser = parse_instant)]
+        until: Option<Instant>,
+        /// Time zone of the days (IANA name).
+        #[arg(long, default_value = "UTC", value_parser = parse_time_zone)]
+        time_zone: chrono_tz::Tz,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+        format: ReportFormat,
+        /// Where the report goes; `-` is stdout.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
     },
     /// Monitor live: consume ticket events from Kafka (or the embedded broker), publish SLA
     /// events and dead letters, until SIGINT or SIGTERM.
@@ -102,6 +131,16 @@ enum Command {
         #[arg(long, env = "SLAWATCH_CONFIG")]
         config: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Markdown,
+}
+
+fn parse_time_zone(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an IANA time zone name"))
 }
 
 fn parse_instant(s: &str) -> Result<Instant, String> {
@@ -196,6 +235,55 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report {
+            config,
+            input,
+            compare,
+            from,
+            until,
+            time_zone,
+            format,
+            output,
+        } => {
+            let rules = match load(&config, false) {
+                Ok(loaded) => loaded.rules,
+                Err(code) => return code,
+            };
+            let candidate = match compare.as_deref().map(|c| load(c, false)).transpose() {
+                Ok(loaded) => loaded.map(|l| l.rules),
+                Err(code) => return code,
+            };
+            let opts = report::Options {
+                input: Some(&input),
+                from,
+                until,
+                time_zone,
+                progress: true,
+            };
+            let report = match report::run(rules, candidate, &opts) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("slawatch: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let names: Vec<String> = std::iter::once(&config)
+                .chain(&compare)
+                .map(|p| p.display().to_string())
+                .collect();
+            let files: Vec<&str> = names.iter().map(String::as_str).collect();
+            let text = match format {
+                ReportFormat::Json => report::render::to_json(&report, &files).to_string() + "\n",
+                ReportFormat::Markdown => report::render::to_markdown(&report, &files),
+            };
+            match write_text(&output, &text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("slawatch: writing {}: {e}", output.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Replay {
             config,
             input,
@@ -208,7 +296,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let to_stdout = |p: &std::path::Path| p.as_os_str() == "-";
-            if STDOUT_CLOSED.load(Ordering::Relaxed) && (to_stdout(&output) || dead_letter.as_deref().is_some_and(to_stdout)) {
+            if STDOUT_CLOSED.load(Ordering::Relaxed)
+                && (to_stdout(&output) || dead_letter.as_deref().is_some_and(to_stdout))
+            {
                 eprintln!("slawatch: writing -: standard output is closed");
                 return ExitCode::from(1);
             }
@@ -226,10 +316,31 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("slawatch: {e}");
-                    ExitCode::from(if matches!(e, replay::ReplayError::SameFile { .. }) { 2 } else { 1 })
+                    ExitCode::from(if matches!(e, replay::ReplayError::SameFile { .. }) {
+                        2
+                    } else {
+                        1
+                    })
                 }
             }
         }
+    }
+}
+
+fn write_text(output: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if output.as_os_str() == "-" {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "standard output is closed",
+            ));
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    } else {
+        std::fs::write(output, text)
     }
 }
 

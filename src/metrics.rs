@@ -216,7 +216,9 @@ impl Metrics {
     /// Counts a satisfaction rating of a ticket with `policy` (name) and `channel`.
     pub fn rated(&self, score: u8, policy: Option<&str>, channel: Channel) {
         let score = SCORES[usize::from(score) - 1];
-        self.ratings.with_label_values(&[score, policy.unwrap_or(""), channel.as_str()]).inc();
+        self.ratings
+            .with_label_values(&[score, policy.unwrap_or(""), channel.as_str()])
+            .inc();
     }
 
     /// Creates every label combination known at start.

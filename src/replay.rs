@@ -96,20 +96,20 @@ impl std::fmt::Display for Summary {
 const BATCH_LINES: usize = 4096;
 const BATCH_BYTES: usize = 4 << 20;
 /// Batches in flight per channel: bounds memory whatever the input size.
-const BATCHES_IN_FLIGHT: usize = 4;
+pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Decoded input lines, their text kept in one buffer.
-struct Batch {
+pub(crate) struct Batch {
     text: Vec<u8>,
-    lines: Vec<Decoded>,
+    pub(crate) lines: Vec<Decoded>,
     /// Number of the last line read (blank lines included).
-    last_line: u64,
+    pub(crate) last_line: u64,
 }
 
-struct Decoded {
+pub(crate) struct Decoded {
     line: u64,
     span: Range<usize>,
-    event: Result<Event, Rejection>,
+    pub(crate) event: Result<Event, Rejection>,
 }
 
 /// What the engine emitted for one batch, and the batch's last line (for progress).
@@ -125,24 +125,11 @@ struct Emitted {
 /// exactly that of a single thread, and memory stays flat whatever the input size.
 pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     let started = WallInstant::now();
-    let in_name = opts
-        .input
-        .as_ref()
-        .map_or_else(|| "-".to_string(), |p| p.display().to_string());
-    let input: Box<dyn BufRead + Send> = match &opts.input {
-        Some(p) if p.as_os_str() != "-" => {
-            let file = std::fs::File::open(p).map_err(|source| ReplayError::Read {
-                path: in_name.clone(),
-                source,
-            })?;
-            Box::new(io::BufReader::with_capacity(1 << 20, file))
-        }
-        _ => Box::new(io::BufReader::with_capacity(1 << 20, io::stdin())),
-    };
+    let (in_name, input) = open_input(opts.input.as_deref())?;
     refuse_same_files(opts)?;
     let output = Sink::open(opts.output.as_deref())?;
     let dead_out = opts.dead_letter.as_deref().map(|p| Sink::open(Some(p))).transpose()?;
-    let progress = Progress::new(opts.progress && io::stderr().is_terminal());
+    let progress = Progress::new("replay", opts.progress && io::stderr().is_terminal());
     let max_bytes = rules.engine.max_event_bytes;
     let (batch_tx, batch_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let (out_tx, out_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
@@ -183,6 +170,20 @@ pub fn run(rules: Arc<Rules>, opts: &Options) -> Result<Summary, ReplayError> {
     Ok(summary)
 }
 
+/// The input's name for messages, and a reader of it (`-` or none: stdin).
+pub(crate) fn open_input(path: Option<&Path>) -> Result<(String, Box<dyn BufRead + Send>), ReplayError> {
+    match path.filter(|p| p.as_os_str() != "-") {
+        Some(p) => {
+            let name = p.display().to_string();
+            match std::fs::File::open(p) {
+                Ok(file) => Ok((name, Box::new(io::BufReader::with_capacity(1 << 20, file)))),
+                Err(source) => Err(ReplayError::Read { path: name, source }),
+            }
+        }
+        None => Ok(("-".into(), Box::new(io::BufReader::with_capacity(1 << 20, io::stdin())))),
+    }
+}
+
 /// Refuses an output that is the input file or the other output (the same regular file),
 /// which would truncate the input or interleave the outputs.
 fn refuse_same_files(opts: &Options) -> Result<(), ReplayError> {
@@ -211,7 +212,11 @@ fn refuse_same_files(opts: &Options) -> Result<(), ReplayError> {
 /// Reader thread: lines into decoded batches, until end of input, an error, or the engine
 /// hanging up. A line longer than `max_bytes` is not read whole: its first `max_bytes` bytes
 /// are kept for the dead letter and the rest is skipped, so memory stays bounded.
-fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSender<Batch>) -> io::Result<()> {
+pub(crate) fn read_batches(
+    mut input: Box<dyn BufRead + Send>,
+    max_bytes: usize,
+    tx: SyncSender<Batch>,
+) -> io::Result<()> {
     let mut line = 0u64;
     loop {
         let mut batch = Batch {
@@ -240,7 +245,9 @@ fn read_batches(mut input: Box<dyn BufRead + Send>, max_bytes: usize, tx: SyncSe
             let event = if len > max_bytes {
                 Err(Rejection::new(
                     Reason::TooLarge,
-                    format!("{len} bytes exceeds the limit of {max_bytes} (the dead letter keeps the first {max_bytes})"),
+                    format!(
+                        "{len} bytes exceeds the limit of {max_bytes} (the dead letter keeps the first {max_bytes})"
+                    ),
                 ))
             } else {
                 decode(raw, max_bytes)
@@ -448,32 +455,35 @@ impl Sink {
 }
 
 /// Lines-per-second display on a terminal, at most once a second.
-struct Progress {
+pub(crate) struct Progress {
+    what: &'static str,
     enabled: bool,
     started: WallInstant,
     last: WallInstant,
 }
 
 impl Progress {
-    fn new(enabled: bool) -> Self {
+    /// Progress of command `what`, shown only if `enabled` (stderr is a terminal).
+    pub(crate) fn new(what: &'static str, enabled: bool) -> Self {
         let now = WallInstant::now();
         Progress {
+            what,
             enabled,
             started: now,
             last: now,
         }
     }
 
-    fn tick(&mut self, lines: u64) {
+    pub(crate) fn tick(&mut self, lines: u64) {
         if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last = WallInstant::now();
         let rate = lines as f64 / self.started.elapsed().as_secs_f64();
-        eprint!("\r\x1b[Kreplay: {lines} lines, {rate:.0} lines/s");
+        eprint!("\r\x1b[K{}: {lines} lines, {rate:.0} lines/s", self.what);
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if self.enabled {
             eprint!("\r\x1b[K");
         }

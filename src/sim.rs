@@ -63,7 +63,12 @@ const AGENTS: [[&str; 3]; 4] = [
 const SCORES_LATE: [u32; 5] = [22, 20, 24, 19, 15];
 const SCORES_COMPLAINT: [u32; 5] = [10, 12, 20, 28, 30];
 const SCORES_USUAL: [u32; 5] = [4, 4, 9, 25, 58];
-const COMMENTS: [&str; 4] = ["took far too long", "ok in the end", "quick and friendly", "problem solved, thanks"];
+const COMMENTS: [&str; 4] = [
+    "took far too long",
+    "ok in the end",
+    "quick and friendly",
+    "problem solved, thanks",
+];
 /// Relative arrival rate by Berlin local hour on weekdays: late-morning and early-afternoon peaks.
 const HOURLY: [f64; 24] = [
     0.06, 0.04, 0.03, 0.03, 0.04, 0.07, 0.15, 0.35, 0.65, 0.9, 1.0, 0.95, 0.75, 0.85, 0.95, 0.9, 0.8, 0.65, 0.5, 0.4,
@@ -405,7 +410,11 @@ impl Simulation {
                     // get to it, after the close too.
                     let median = if t.live() { 5 * MIN } else { 4 * HOUR };
                     let rated = (now + lognormal(rng, median as f64, 1.0).max(MIN), Step::Rated);
-                    t.then(&if rated.0 < close.0 { [rated, close] } else { [close, rated] });
+                    t.then(&if rated.0 < close.0 {
+                        [rated, close]
+                    } else {
+                        [close, rated]
+                    });
                 } else {
                     t.then(&[close]);
                 }

@@ -161,7 +161,11 @@ pub fn human_duration(ms: i64) -> String {
     let mut out = String::new();
     for i in first..UNITS.len().min(first + 2) {
         let (unit, size) = UNITS[i];
-        let n = if i == first { ms / size } else { ms % UNITS[i - 1].1 / size };
+        let n = if i == first {
+            ms / size
+        } else {
+            ms % UNITS[i - 1].1 / size
+        };
         if n > 0 {
             out.push_str(&format!("{n}{unit}"));
         }

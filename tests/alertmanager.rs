@@ -12,10 +12,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use slawatch::time::wall_now;
 use slawatch::time::parse_rfc3339;
+use slawatch::time::wall_now;
 use support::{
-    Broker, CREATED, Monitor, REPLY, event, fast_config, http_get, http_post, produce, repo, start_alertmanager, sum, tool,
+    Broker, CREATED, Monitor, REPLY, event, fast_config, http_get, http_post, produce, repo, start_alertmanager, sum,
+    tool,
 };
 
 fn amtool(args: &[&str]) -> String {
@@ -56,7 +57,11 @@ fn the_example_configuration_routes_by_severity_and_team() {
 fn alerts(am: &str) -> Vec<Value> {
     let (status, body) = http_get(am, "/api/v2/alerts", "");
     assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// Waits until `done` holds for Alertmanager's alerts, and returns them.
@@ -78,7 +83,10 @@ fn names(alerts: &[Value]) -> Vec<(String, String)> {
         .iter()
         .map(|a| {
             let l = &a["labels"];
-            (l["alertname"].as_str().unwrap().into(), l["ticket_id"].as_str().unwrap().into())
+            (
+                l["alertname"].as_str().unwrap().into(),
+                l["ticket_id"].as_str().unwrap().into(),
+            )
         })
         .collect();
     names.sort();
@@ -98,7 +106,11 @@ fn pair(name: &str, ticket: &str) -> (String, String) {
 fn slawatch_pages_through_alertmanager_and_resolves_on_fulfilment() {
     let dir = tempfile::tempdir().unwrap();
     let am_config = dir.path().join("alertmanager.yml");
-    std::fs::write(&am_config, "route:\n  receiver: sla\n  group_by: [ticket_id]\nreceivers:\n  - name: sla\n").unwrap();
+    std::fs::write(
+        &am_config,
+        "route:\n  receiver: sla\n  group_by: [ticket_id]\nreceivers:\n  - name: sla\n",
+    )
+    .unwrap();
     let am = start_alertmanager(&am_config, None);
     let address = am.address.clone();
     let broker = Broker::start();
@@ -120,7 +132,11 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
     let with_group = format!(r#"{CREATED},"group":"billing""#);
 
     let t1 = wall_now();
-    produce(&broker.bootstrap, "ticket-events", &[event("ticket.created", "T-1", t1, &with_group)]);
+    produce(
+        &broker.bootstrap,
+        "ticket-events",
+        &[event("ticket.created", "T-1", t1, &with_group)],
+    );
     let fired = alerts_when(&address, "breach and escalation of T-1", |a| names(a).len() == 2);
     assert_eq!(names(&fired), [pair("SLABreached", "T-1"), pair("SLAEscalated", "T-1")]);
     for alert in &fired {
@@ -144,10 +160,17 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
         let summary = a["summary"].as_str().unwrap();
         let description = a["description"].as_str().unwrap();
         assert!(summary.starts_with("Ticket T-1: first response"), "{summary}");
-        assert!(description.contains("deadline ") && description.contains("elapsed "), "{description}");
+        assert!(
+            description.contains("deadline ") && description.contains("elapsed "),
+            "{description}"
+        );
     }
 
-    produce(&broker.bootstrap, "ticket-events", &[event("reply.sent", "T-1", wall_now(), REPLY)]);
+    produce(
+        &broker.bootstrap,
+        "ticket-events",
+        &[event("reply.sent", "T-1", wall_now(), REPLY)],
+    );
     alerts_when(&address, "T-1 resolved", |a| a.is_empty());
     // Two alerts fired and resolved; the delay from each instant to Alertmanager's answer is
     // reported for docs/PERFORMANCE.md, not asserted.
@@ -159,7 +182,11 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
 
     drop(am);
     let t2 = wall_now();
-    produce(&broker.bootstrap, "ticket-events", &[event("ticket.created", "T-2", t2, CREATED)]);
+    produce(
+        &broker.bootstrap,
+        "ticket-events",
+        &[event("ticket.created", "T-2", t2, CREATED)],
+    );
     let start = Instant::now();
     let failures = loop {
         let scrape = monitor.http_get("/metrics").1;
@@ -172,7 +199,10 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
     assert!(failures >= 2.0, "{}", monitor.log_text());
     let am = start_alertmanager(&am_config, Some(&address));
     let retried = alerts_when(&address, "T-2 retried", |a| names(a).len() == 2);
-    assert_eq!(names(&retried), [pair("SLABreached", "T-2"), pair("SLAEscalated", "T-2")]);
+    assert_eq!(
+        names(&retried),
+        [pair("SLABreached", "T-2"), pair("SLAEscalated", "T-2")]
+    );
 
     // A ticket created and answered after T-2's escalation: re-reading it after the restart
     // moves the frontier past T-2's alerts, which are then re-derived, not emitted again.
@@ -180,7 +210,10 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
     produce(
         &broker.bootstrap,
         "ticket-events",
-        &[event("ticket.created", "T-3", t3, CREATED), event("reply.sent", "T-3", t3 + 1, REPLY)],
+        &[
+            event("ticket.created", "T-3", t3, CREATED),
+            event("reply.sent", "T-3", t3 + 1, REPLY),
+        ],
     );
     std::thread::sleep(Duration::from_secs(3));
     monitor.signal("-KILL");
@@ -189,10 +222,16 @@ delivery = {{ timeout = "2s", retry_initial = "1s", retry_max = "2s" }}
     let _am = start_alertmanager(&am_config, Some(&address));
     let second = Monitor::start(&config, "second");
     let resent = alerts_when(&address, "T-2 sent again", |a| names(a).len() == 2);
-    assert_eq!(names(&resent), [pair("SLABreached", "T-2"), pair("SLAEscalated", "T-2")]);
+    assert_eq!(
+        names(&resent),
+        [pair("SLABreached", "T-2"), pair("SLAEscalated", "T-2")]
+    );
     let scrape = second.http_get("/metrics").1;
     assert_eq!(sum(&scrape, "slawatch_alerts_active", ""), 2.0, "{}", second.log_text());
-    assert!(!second.log_text().contains("sla.breached"), "re-derived, not emitted again");
+    assert!(
+        !second.log_text().contains("sla.breached"),
+        "re-derived, not emitted again"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(names(&alerts(&address)).len(), 2, "nothing resolved comes back");
 }

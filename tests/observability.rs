@@ -141,7 +141,10 @@ fn dashboards_and_rules_work_on_a_real_prometheus() {
     let am_config = dir.path().join("alertmanager.yml");
     std::fs::write(&am_config, "route:\n  receiver: all\nreceivers:\n  - name: all\n").unwrap();
     let am = start_alertmanager(&am_config, None);
-    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
     let cfg = dir.path().join("demo.toml");
     let paging = format!(

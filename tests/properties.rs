@@ -94,7 +94,10 @@ fn windows() -> impl Strategy<Value = Vec<String>> {
     proptest::collection::btree_set(0u32..=96, 0..7).prop_map(|bounds| {
         let hm = |q: u32| format!("{:02}:{:02}", q / 4, q % 4 * 15);
         let bounds: Vec<u32> = bounds.into_iter().collect();
-        bounds.chunks_exact(2).map(|w| format!("{}-{}", hm(w[0]), hm(w[1]))).collect()
+        bounds
+            .chunks_exact(2)
+            .map(|w| format!("{}-{}", hm(w[0]), hm(w[1])))
+            .collect()
     })
 }
 
@@ -124,7 +127,12 @@ fn calendar(i: usize) -> impl Strategy<Value = CalendarSection> {
             name: format!("c{i}"),
             timezone: timezone.to_string(),
             holidays,
-            hours: days.iter().map(|d| d.to_string()).zip(week).filter(|(_, w)| !w.is_empty()).collect(),
+            hours: days
+                .iter()
+                .map(|d| d.to_string())
+                .zip(week)
+                .filter(|(_, w)| !w.is_empty())
+                .collect(),
         })
 }
 
@@ -137,14 +145,16 @@ fn matcher() -> impl Strategy<Value = MatchSection> {
         proptest::option::of(some_of(&fuzz::TIERS[..3])),
         proptest::option::of(some_of(&fuzz::TAGS)),
     )
-        .prop_map(|(priority, channel, kind, group, customer_tier, tags_any)| MatchSection {
-            priority,
-            channel,
-            kind,
-            group,
-            customer_tier,
-            tags_any,
-        })
+        .prop_map(
+            |(priority, channel, kind, group, customer_tier, tags_any)| MatchSection {
+                priority,
+                channel,
+                kind,
+                group,
+                customer_tier,
+                tags_any,
+            },
+        )
 }
 
 fn targets() -> impl Strategy<Value = BTreeMap<String, BTreeMap<String, String>>> {
@@ -162,22 +172,30 @@ fn targets() -> impl Strategy<Value = BTreeMap<String, BTreeMap<String, String>>
 
 fn policy(i: usize, calendars: usize) -> impl Strategy<Value = PolicySection> {
     (
-        (0..=calendars).prop_map(|c| if c == 0 { "24x7".to_string() } else { format!("c{}", c - 1) }),
+        (0..=calendars).prop_map(|c| {
+            if c == 0 {
+                "24x7".to_string()
+            } else {
+                format!("c{}", c - 1)
+            }
+        }),
         proptest::option::of(subsequence(strings(&["new", "open", "pending", "on_hold"]), 0..=4)),
         subsequence(vec![0.1, 0.25, 0.5, 0.75, 0.9], 0..=5),
         subsequence(vec![1u32, 10, 30, 60, 120, 480, 1440], 0..=4),
         matcher(),
         targets(),
     )
-        .prop_map(move |(calendar, pause_statuses, warn_at, minutes, matcher, targets)| PolicySection {
-            name: format!("p{i}"),
-            calendar,
-            pause_statuses,
-            warn_at,
-            escalate_after: minutes.iter().map(|m| format!("{m}m")).collect(),
-            matcher,
-            targets,
-        })
+        .prop_map(
+            move |(calendar, pause_statuses, warn_at, minutes, matcher, targets)| PolicySection {
+                name: format!("p{i}"),
+                calendar,
+                pause_statuses,
+                warn_at,
+                escalate_after: minutes.iter().map(|m| format!("{m}m")).collect(),
+                matcher,
+                targets,
+            },
+        )
 }
 
 fn file_config() -> impl Strategy<Value = FileConfig> {

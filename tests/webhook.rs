@@ -44,16 +44,26 @@ fn receiver() -> (String, Arc<Mutex<Vec<Request>>>) {
             loop {
                 line.clear();
                 reader.read_line(&mut line).unwrap();
-                let Some((k, v)) = line.trim_end().split_once(':') else { break };
+                let Some((k, v)) = line.trim_end().split_once(':') else {
+                    break;
+                };
                 headers.insert(k.to_ascii_lowercase(), v.trim().to_string());
             }
             let length = headers.get("content-length").map_or(0, |l| l.parse().unwrap());
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             let mut seen = seen.lock().unwrap();
-            let status = if seen.is_empty() { "503 Service Unavailable" } else { "204 No Content" };
+            let status = if seen.is_empty() {
+                "503 Service Unavailable"
+            } else {
+                "204 No Content"
+            };
             seen.push(Request { path, headers, body });
-            write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
         }
     });
     (address, got)
@@ -67,7 +77,9 @@ fn verify(r: &Request) -> Result<(), String> {
     if age.abs() > 300 {
         return Err(format!("timestamp {timestamp} is {age} s off"));
     }
-    let signature = r.headers["x-slawatch-signature"].strip_prefix("sha256=").ok_or("no sha256= prefix")?;
+    let signature = r.headers["x-slawatch-signature"]
+        .strip_prefix("sha256=")
+        .ok_or("no sha256= prefix")?;
     let bytes: Vec<u8> = (0..signature.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&signature[i..i + 2], 16).map_err(|e| e.to_string()))
@@ -99,9 +111,17 @@ delivery = {{ retry_initial = "1s", retry_max = "2s" }}
     monitor.wait_for("partitions assigned", Duration::from_secs(30));
 
     let t0 = wall_now();
-    produce(&broker.bootstrap, "ticket-events", &[event("ticket.created", "T-1", t0, CREATED)]);
+    produce(
+        &broker.bootstrap,
+        "ticket-events",
+        &[event("ticket.created", "T-1", t0, CREATED)],
+    );
     monitor.wait_for("sla.escalated", Duration::from_secs(30));
-    produce(&broker.bootstrap, "ticket-events", &[event("reply.sent", "T-1", wall_now(), REPLY)]);
+    produce(
+        &broker.bootstrap,
+        "ticket-events",
+        &[event("reply.sent", "T-1", wall_now(), REPLY)],
+    );
 
     let start = Instant::now();
     while got.lock().unwrap().len() < 3 {

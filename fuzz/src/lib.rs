@@ -32,7 +32,10 @@ pub fn event(data: &[u8]) {
         Ok(ev) => {
             assert!((1..=MAX_TICKET_ID).contains(&ev.ticket_id.len()), "ticket_id length");
             assert!((RANGE_START..RANGE_END).contains(&ev.occurred_at), "occurred_at range");
-            assert!(ev.event_id.as_ref().is_none_or(|id| id.len() <= MAX_EVENT_ID), "event_id length");
+            assert!(
+                ev.event_id.as_ref().is_none_or(|id| id.len() <= MAX_EVENT_ID),
+                "event_id length"
+            );
         }
         Err(r) => assert_eq!(r.reason == Reason::TooLarge, data.len() > MAX, "{r:?}"),
     }
@@ -291,7 +294,11 @@ impl Invariants {
                     let Detail::Outcome(outcome) = e.detail else {
                         panic!("{id} without an outcome");
                     };
-                    assert_eq!(outcome == Outcome::Breached, t.breached.contains(&cycle), "{id}: outcome {outcome:?}");
+                    assert_eq!(
+                        outcome == Outcome::Breached,
+                        t.breached.contains(&cycle),
+                        "{id}: outcome {outcome:?}"
+                    );
                     t.ended.insert(cycle);
                 }
                 SlaKind::Cancelled => {
@@ -342,7 +349,9 @@ const LAST: Instant = RANGE_END - HOUR;
 const TICKETS: [&str; 5] = ["T0", "T1", "T2", "T3", "T4"];
 const PRIORITIES: [&str; 4] = ["urgent", "high", "normal", "low"];
 const CHANNELS: [&str; 8] = ["email", "phone", "chat", "social", "web", "other", "email", "chat"];
-const STATUSES: [&str; 8] = ["new", "open", "pending", "on_hold", "solved", "closed", "open", "pending"];
+const STATUSES: [&str; 8] = [
+    "new", "open", "pending", "on_hold", "solved", "closed", "open", "pending",
+];
 /// The groups, customer tiers and tags that programs set.
 pub const GROUPS: [&str; 4] = ["billing", "support", "vip-desk", "billing"];
 pub const TIERS: [&str; 4] = ["gold", "silver", "bronze", "gold"];
@@ -382,7 +391,11 @@ impl<'a> Program<'a> {
         let op = self.byte();
         let time = self.byte();
         self.cursor = (self.cursor + STEPS[usize::from(time & 15)]).min(LAST);
-        let behind = if time >> 4 < 8 { STEPS[usize::from(time >> 4)] } else { 0 };
+        let behind = if time >> 4 < 8 {
+            STEPS[usize::from(time >> 4)]
+        } else {
+            0
+        };
         let at = self.cursor - behind;
         let ticket = TICKETS[usize::from(op >> 3) % TICKETS.len()];
         let type_name = match op & 7 {
@@ -394,7 +407,10 @@ impl<'a> Program<'a> {
             6 => "complaint.resolved",
             _ => return Some(Step::Advance(at)),
         };
-        let mut line = format!(r#"{{"type":"{type_name}","ticket_id":"{ticket}","occurred_at":"{}""#, Rfc3339(at));
+        let mut line = format!(
+            r#"{{"type":"{type_name}","ticket_id":"{ticket}","occurred_at":"{}""#,
+            Rfc3339(at)
+        );
         let event_id = self.byte();
         if event_id < 0x80 {
             field(&mut line, "event_id", &format!("e{}", event_id % 6));
@@ -459,7 +475,11 @@ impl<'a> Program<'a> {
             clearable(line, "group", (b & 0x40 != 0).then(|| GROUPS[usize::from(which >> 6)]));
         }
         if which & 0x10 != 0 {
-            clearable(line, "customer_tier", (b & 0x80 != 0).then(|| TIERS[usize::from(which >> 6)]));
+            clearable(
+                line,
+                "customer_tier",
+                (b & 0x80 != 0).then(|| TIERS[usize::from(which >> 6)]),
+            );
         }
         if which & 0x20 != 0 {
             self.tags(line, tags | 0x80);

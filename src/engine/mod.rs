@@ -18,9 +18,9 @@ mod alerts;
 mod index;
 mod orphans;
 mod output;
+mod state;
 mod table;
 mod ticket;
-mod state;
 mod timeline;
 mod view;
 

@@ -351,7 +351,10 @@ fn a_rating_changes_no_clock_and_counts_on_a_closed_ticket_too() {
         h.reply("T1", "09:20", "agent");
         h.status("T1", "12:00", "closed");
         if rate {
-            assert_eq!(h.send("satisfaction.rated", "T1", "12:30", r#""score":5"#), Applied::Applied);
+            assert_eq!(
+                h.send("satisfaction.rated", "T1", "12:30", r#""score":5"#),
+                Applied::Applied
+            );
         }
         h.take()
     };
@@ -594,7 +597,10 @@ fn skipped_alerts_come_back_when_a_policy_change_moves_them_above_the_frontier()
     h.send("ticket.updated", "T1", "03:00", r#""group":"vip""#);
     h.send("ticket.updated", "T1", "03:05", r#""group":null"#);
     h.finish(Some("05:00"));
-    assert_eq!(h.take(), lines(&["T1 first_response#1 escalated @04:10 elapsed=250m level=1"]));
+    assert_eq!(
+        h.take(),
+        lines(&["T1 first_response#1 escalated @04:10 elapsed=250m level=1"])
+    );
 }
 
 /// The other direction: an alert ahead is skipped when a re-evaluation places it below the
@@ -924,7 +930,10 @@ fn orphan_buffer_is_bounded_in_bytes() {
     let config = format!("[engine]\nmax_event_bytes = 100\nmax_orphan_bytes = 200\n{PLAIN}");
     let mut h = Harness::new(&config);
     for ticket in ["A", "B"] {
-        assert_eq!(h.send("reply.sent", ticket, "09:00", r#""author":"agent""#), Applied::Held);
+        assert_eq!(
+            h.send("reply.sent", ticket, "09:00", r#""author":"agent""#),
+            Applied::Held
+        );
     }
     let full = h.send("reply.sent", "C", "09:00", r#""author":"agent""#);
     assert!(

@@ -161,7 +161,11 @@ impl LiveError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            LiveError::BrokersUnset | LiveError::Client(_) | LiveError::Topology(_) | LiveError::Http(..) | LiveError::ChangelogTopic(_)
+            LiveError::BrokersUnset
+                | LiveError::Client(_)
+                | LiveError::Topology(_)
+                | LiveError::Http(..)
+                | LiveError::ChangelogTopic(_)
         )
     }
 }

@@ -63,9 +63,7 @@ pub enum TopologyError {
     Metadata(String),
     #[error("input topics must be co-partitioned by ticket id, but their partition counts differ ({0})")]
     NotCoPartitioned(String),
-    #[error(
-        "cannot connect to the brokers: {0} (see kafka.client's security.protocol, sasl.* and ssl.* settings)"
-    )]
+    #[error("cannot connect to the brokers: {0} (see kafka.client's security.protocol, sasl.* and ssl.* settings)")]
     Security(String),
 }
 
@@ -91,7 +89,9 @@ impl ConsumerContext for Startup {}
 /// [`partition_counts`] at start, on a client of its own: a broker that refuses the
 /// credentials or the TLS handshake is named as such.
 pub fn partition_counts_at_start(config: &ClientConfig, topics: &[String]) -> Result<usize, super::LiveError> {
-    let client: BaseConsumer<Startup> = config.create_with_context(Startup::default()).map_err(super::LiveError::Client)?;
+    let client: BaseConsumer<Startup> = config
+        .create_with_context(Startup::default())
+        .map_err(super::LiveError::Client)?;
     partition_counts(&client, topics).map_err(|e| {
         if matches!(e, TopologyError::Metadata(_)) {
             // Serves the error events that came with the failure.
@@ -105,7 +105,10 @@ pub fn partition_counts_at_start(config: &ClientConfig, topics: &[String]) -> Re
 }
 
 /// The common partition count of `topics`.
-pub fn partition_counts<C: ConsumerContext>(client: &BaseConsumer<C>, topics: &[String]) -> Result<usize, TopologyError> {
+pub fn partition_counts<C: ConsumerContext>(
+    client: &BaseConsumer<C>,
+    topics: &[String],
+) -> Result<usize, TopologyError> {
     let mut counts = Vec::new();
     for topic in topics {
         let md = client

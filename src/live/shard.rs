@@ -401,7 +401,10 @@ impl Shard {
             match (&ev.body, o) {
                 (Body::Created(c), 0) => self.counts.created[c.kind as usize] += 1,
                 (&Body::Rated { score }, 0) => {
-                    let t = self.engine.ticket(&ev.ticket_id).expect("a rating applies to a known ticket");
+                    let t = self
+                        .engine
+                        .ticket(&ev.ticket_id)
+                        .expect("a rating applies to a known ticket");
                     self.counts.ratings.push((score, t.policy(), t.channel));
                 }
                 _ => {}

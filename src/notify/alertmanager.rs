@@ -189,7 +189,9 @@ impl Pager {
 fn annotations(ev: &SlaEvent, link: Option<&str>) -> Value {
     let clock = ev.clock.as_str().replace('_', " ");
     let (target, elapsed) = (human_duration(ev.target_ms), human_duration(ev.elapsed_ms));
-    let deadline = ev.deadline.map_or("none while paused".to_string(), |d| Rfc3339(d).to_string());
+    let deadline = ev
+        .deadline
+        .map_or("none while paused".to_string(), |d| Rfc3339(d).to_string());
     let summary = match ev.detail {
         Detail::Fraction(f) => format!(
             "Ticket {}: {clock} at {}% of its {target} target",
@@ -331,14 +333,25 @@ mod tests {
         );
         let a = &alert["annotations"];
         assert_eq!(a["summary"], "Ticket T-1: first response target of 15m breached");
-        assert_eq!((&a["target"], &a["elapsed"]), (&Value::from("15m"), &Value::from("15m")));
+        assert_eq!(
+            (&a["target"], &a["elapsed"]),
+            (&Value::from("15m"), &Value::from("15m"))
+        );
         assert_eq!(a["deadline"], t(T0 + 900_000));
         assert_eq!(a["ticket_url"], "https://helpdesk.example.com/t/T-1?c=first_response");
         assert_eq!(alert["generatorURL"], a["ticket_url"]);
-        assert_eq!((alert["startsAt"].as_str(), alert["endsAt"].as_str()), (Some(&*t(breach)), Some(&*t(now + 300_000))));
+        assert_eq!(
+            (alert["startsAt"].as_str(), alert["endsAt"].as_str()),
+            (Some(&*t(breach)), Some(&*t(now + 300_000)))
+        );
 
         pager.observe(&event(SlaKind::Escalated, Detail::Level(1), esc1), true, now);
-        let level1 = ("SLAEscalated".to_string(), Some("1".to_string()), t(esc1), t(now + 300_000));
+        let level1 = (
+            "SLAEscalated".to_string(),
+            Some("1".to_string()),
+            t(esc1),
+            t(now + 300_000),
+        );
         assert_eq!(sent(&q), [level1]);
         // A higher level replaces the alert of the lower one, which is resolved.
         pager.observe(&event(SlaKind::Escalated, Detail::Level(2), esc2), true, now);
@@ -390,10 +403,20 @@ mod tests {
         let link = Link::parse("https://desk.example.com/{{x}}/tickets/{ticket_id}?p={policy}").unwrap();
         let mut ev = event(SlaKind::Breached, Detail::None, T0);
         ev.ticket_id = "AB 12/ü".into();
-        assert_eq!(link.expand(&ev), "https://desk.example.com/{x}/tickets/AB%2012%2F%C3%BC?p=fast");
+        assert_eq!(
+            link.expand(&ev),
+            "https://desk.example.com/{x}/tickets/AB%2012%2F%C3%BC?p=fast"
+        );
         let unknown = Link::parse("https://x/{ticket}").unwrap_err();
-        assert!(unknown.starts_with("unknown field {ticket} (one of ticket_id, clock"), "{unknown}");
+        assert!(
+            unknown.starts_with("unknown field {ticket} (one of ticket_id, clock"),
+            "{unknown}"
+        );
         assert!(Link::parse("https://x/}").unwrap_err().starts_with("unmatched '}'"));
-        assert!(Link::parse("https://x/{ticket_id").unwrap_err().starts_with("unclosed '{'"));
+        assert!(
+            Link::parse("https://x/{ticket_id")
+                .unwrap_err()
+                .starts_with("unclosed '{'")
+        );
     }
 }

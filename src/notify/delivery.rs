@@ -74,7 +74,10 @@ impl Target {
                     .post(url.clone())
                     .header(CONTENT_TYPE, "application/json")
                     .header(webhook::TIMESTAMP_HEADER, timestamp.to_string())
-                    .header(webhook::SIGNATURE_HEADER, webhook::sign(secret, timestamp, body.as_bytes()))
+                    .header(
+                        webhook::SIGNATURE_HEADER,
+                        webhook::sign(secret, timestamp, body.as_bytes()),
+                    )
                     .body(body)
             }
         }
@@ -138,8 +141,16 @@ impl Queue {
     pub fn new(output: &str, target: &Target, capacity: usize, metrics: &Metrics) -> Queue {
         let target = target.label();
         let labels = [output, target.as_str()];
-        let dropped = |reason: &str| metrics.notifications_dropped.with_label_values(&[output, &target, reason]);
-        let failure = |reason: &str| metrics.notification_failures.with_label_values(&[output, &target, reason]);
+        let dropped = |reason: &str| {
+            metrics
+                .notifications_dropped
+                .with_label_values(&[output, &target, reason])
+        };
+        let failure = |reason: &str| {
+            metrics
+                .notification_failures
+                .with_label_values(&[output, &target, reason])
+        };
         Queue {
             inner: Mutex::default(),
             wake: Notify::new(),
@@ -261,7 +272,8 @@ async fn classify(result: reqwest::Result<reqwest::Response>) -> Result<(), (Fai
     }
     let body: String = response.text().await.unwrap_or_default().chars().take(500).collect();
     let detail = format!("HTTP {status}: {}", body.trim());
-    let retry = status.is_server_error() || matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS);
+    let retry =
+        status.is_server_error() || matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS);
     Err((if retry { Failure::Status } else { Failure::Rejected }, detail))
 }
 

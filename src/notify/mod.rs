@@ -60,7 +60,10 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, ev: &SlaEvent) -> bool {
         self.types.contains(&ev.kind)
-            && self.policies.as_ref().is_none_or(|p| p.iter().any(|p| **p == *ev.policy))
+            && self
+                .policies
+                .as_ref()
+                .is_none_or(|p| p.iter().any(|p| **p == *ev.policy))
             && self.priorities.as_ref().is_none_or(|p| p.contains(&ev.priority))
             && self.clocks.as_ref().is_none_or(|c| c.contains(&ev.clock))
     }
@@ -282,20 +285,21 @@ pub fn start(
         .user_agent(concat!("slawatch/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(std::io::Error::other)?;
-    let thread = std::thread::Builder::new().name("slawatch-notify".into()).spawn(move || {
-        runtime.block_on(async move {
-            for (q, target, d, name) in tasks {
-                tokio::spawn(q.run(target, client.clone(), d, name));
-            }
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let deadline = tokio::time::Instant::now() + grace;
-            while queues.iter().any(|q| q.pending() > 0) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
-    })?;
+    let thread = std::thread::Builder::new()
+        .name("slawatch-notify".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                for (q, target, d, name) in tasks {
+                    tokio::spawn(q.run(target, client.clone(), d, name));
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let deadline = tokio::time::Instant::now() + grace;
+                while queues.iter().any(|q| q.pending() > 0) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        })?;
     Ok((notifier, Some(thread)))
 }
-

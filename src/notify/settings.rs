@@ -131,7 +131,17 @@ impl Default for DeliverySection {
 
 /// Labels every alert has; `[alerting.alertmanager.labels]` may not set them.
 const OWN_LABELS: [&str; 11] = [
-    "alertname", "severity", "ticket_id", "clock", "cycle", "policy", "priority", "channel", "group", "kind", "level",
+    "alertname",
+    "severity",
+    "ticket_id",
+    "clock",
+    "cycle",
+    "policy",
+    "priority",
+    "channel",
+    "group",
+    "kind",
+    "level",
 ];
 /// Alert types Alertmanager outputs page for; the other SLA events resolve alerts.
 const PAGED: [SlaKind; 3] = [SlaKind::Warning, SlaKind::Breached, SlaKind::Escalated];
@@ -156,7 +166,10 @@ impl AlertingSection {
             if name.is_empty() {
                 r.problem(format_args!("{key}.name"), "must not be empty");
             } else if !names.insert(name) {
-                r.problem(format_args!("{key}.name"), format_args!("{name:?} names another output too"));
+                r.problem(
+                    format_args!("{key}.name"),
+                    format_args!("{name:?} names another output too"),
+                );
             }
         }
         let alertmanager = (self.alertmanager.iter().enumerate())
@@ -197,7 +210,10 @@ impl AlertmanagerSection {
             let valid = label.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                r.problem(format_args!("{key}.labels.{label}"), "is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+                r.problem(
+                    format_args!("{key}.labels.{label}"),
+                    "is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+                );
             } else if OWN_LABELS.contains(&label.as_str()) {
                 r.problem(format_args!("{key}.labels.{label}"), "is set by slawatch");
             }
@@ -262,7 +278,10 @@ impl WebhookSection {
             }
         };
         if self.delivery.batch.is_some() {
-            r.problem(format_args!("{key}.delivery.batch"), "webhooks send one event per request");
+            r.problem(
+                format_args!("{key}.delivery.batch"),
+                "webhooks send one event per request",
+            );
         }
         WebhookOutput {
             name: self.name.clone(),
@@ -285,7 +304,10 @@ impl MatchSection {
         if let Some(names) = &self.policy {
             for (i, p) in names.iter().enumerate() {
                 if !policies.contains(&p.as_str()) {
-                    r.problem(format_args!("{key}.match.policy[{i}]"), format_args!("no policy is named {p:?}"));
+                    r.problem(
+                        format_args!("{key}.match.policy[{i}]"),
+                        format_args!("no policy is named {p:?}"),
+                    );
                 }
             }
         }
@@ -322,7 +344,10 @@ impl DeliverySection {
             }
         }
         if d.retry_max < d.retry_initial {
-            r.problem(format_args!("{key}.delivery.retry_max"), "must be at least retry_initial");
+            r.problem(
+                format_args!("{key}.delivery.retry_max"),
+                "must be at least retry_initial",
+            );
         }
         d
     }
@@ -352,7 +377,10 @@ fn named<T: Copy>(r: &mut Report, key: &str, values: &[String], all: &[T], name:
             let found = all.iter().copied().find(|&t| name(t) == v);
             if found.is_none() {
                 let words: Vec<&str> = all.iter().map(|&t| name(t)).collect();
-                r.problem(format_args!("{key}[{i}]"), format_args!("{v:?} is not one of {}", words.join(", ")));
+                r.problem(
+                    format_args!("{key}[{i}]"),
+                    format_args!("{v:?} is not one of {}", words.join(", ")),
+                );
             }
             found
         })

@@ -155,7 +155,11 @@ fn a_group_of_three_with_members_leaving_and_joining_publishes_exactly_what_repl
 /// Member `name` of `group`, with a transactional id of its own (several on this host).
 fn member(cfg: &Path, group: &str, name: &str) -> Monitor {
     let id = format!("{group}-{name}");
-    Monitor::start_with(cfg, name, &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)])
+    Monitor::start_with(
+        cfg,
+        name,
+        &[EVENT_TIME_ONLY, ("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &id)],
+    )
 }
 
 fn assert_no_errors(m: &Monitor) {
@@ -262,7 +266,11 @@ fn an_unfit_changelog_topic_is_refused_at_start() {
         let mut monitor = Monitor::start(&cfg, "monitor");
         assert_eq!(monitor.wait_exit(30 * SEC).code(), Some(2), "{}", monitor.log_text());
         let named = format!("kafka.changelog_topic \"{changelog}\": {why}");
-        assert!(monitor.log_text().contains(&json_text(&named)), "{}", monitor.log_text());
+        assert!(
+            monitor.log_text().contains(&json_text(&named)),
+            "{}",
+            monitor.log_text()
+        );
     }
 }
 

@@ -367,9 +367,9 @@ fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
     let lines = read_sla(&broker.bootstrap, "crash-sla", expected.len());
     assert_same(&by_id(lines), &expected);
     let log = second.log_text();
-    let restored = log
-        .lines()
-        .any(|l| l.contains("partitions assigned") && l.contains(r#""rebuilding":"[]""#) && !l.contains(r#""restored":"[]""#));
+    let restored = log.lines().any(|l| {
+        l.contains("partitions assigned") && l.contains(r#""rebuilding":"[]""#) && !l.contains(r#""restored":"[]""#)
+    });
     assert!(restored, "the restart restored its shards from the changelog:\n{log}");
 }
 
@@ -377,7 +377,11 @@ fn kill_9_and_restart_lose_no_alert_and_forget_no_ticket() {
 /// default is per host).
 fn member(cfg: &Path, name: &str) -> Monitor {
     let stem = cfg.file_stem().unwrap().to_string_lossy();
-    Monitor::start_with(cfg, name, &[("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &format!("{stem}-{name}"))])
+    Monitor::start_with(
+        cfg,
+        name,
+        &[("SLAWATCH__KAFKA__TRANSACTIONAL_ID", &format!("{stem}-{name}"))],
+    )
 }
 
 #[test]
@@ -883,11 +887,17 @@ fn the_demo_logs_no_warning_or_error_while_healthy() {
     let text = std::fs::read_to_string(&log).unwrap();
     let address = text
         .lines()
-        .find_map(|l| l.split_once("http listening address=").map(|(_, a)| a.trim().to_string()))
+        .find_map(|l| {
+            l.split_once("http listening address=")
+                .map(|(_, a)| a.trim().to_string())
+        })
         .unwrap_or_else(|| panic!("no http address in {text}"));
     assert_eq!(
         http_get(&address, "/readyz", ""),
-        (200, "ready, on the EMBEDDED DEMO BROKER (in-process, memory only): not for production\n".into())
+        (
+            200,
+            "ready, on the EMBEDDED DEMO BROKER (in-process, memory only): not for production\n".into()
+        )
     );
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &demo.id().to_string()])
@@ -935,7 +945,9 @@ fn a_broker_killed_and_restarted_loses_nothing() {
     );
     std::thread::sleep(5 * SEC);
     broker.restart();
-    let sla = read_topic(&broker.bootstrap, "bounce-sla", 3 * SEC, 180 * SEC, |m| m.len() >= total);
+    let sla = read_topic(&broker.bootstrap, "bounce-sla", 3 * SEC, 180 * SEC, |m| {
+        m.len() >= total
+    });
     assert_exact(&by_partition(&sla), &expected.sla);
     assert!(monitor.child.try_wait().unwrap().is_none(), "{}", monitor.log_text());
 }
@@ -1002,12 +1014,19 @@ fn tls_and_scram_with_the_password_from_a_file_give_the_sla_events_of_replay() {
     let monitor = Monitor::start_with(
         &cfg,
         "monitor",
-        &[("SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD_FILE", password.to_str().unwrap())],
+        &[(
+            "SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD_FILE",
+            password.to_str().unwrap(),
+        )],
     );
     let lines = read_sla(&broker.bootstrap, "secure-sla", expected.len());
     assert_same(&by_id(lines), &expected);
     assert_eq!(monitor.http_get("/readyz"), (200, "ready\n".into()));
-    assert!(!monitor.log_text().contains("\"level\":\"ERROR\""), "{}", monitor.log_text());
+    assert!(
+        !monitor.log_text().contains("\"level\":\"ERROR\""),
+        "{}",
+        monitor.log_text()
+    );
 }
 
 #[test]
@@ -1018,14 +1037,25 @@ fn a_refused_password_or_an_untrusted_certificate_stops_the_start_naming_the_cau
     let password = "SLAWATCH__KAFKA__CLIENT__SASL_PASSWORD";
     let system_cas = ("SLAWATCH__KAFKA__CLIENT__SSL_CA_LOCATION", "/etc/ssl/certs");
     for (name, env, cause) in [
-        ("password", &[(password, "wrong")][..], "invalid credentials with SASL mechanism SCRAM-SHA-512"),
-        ("certificate", &[(password, SCRAM_USER.1), system_cas][..], "certificate verify failed"),
+        (
+            "password",
+            &[(password, "wrong")][..],
+            "invalid credentials with SASL mechanism SCRAM-SHA-512",
+        ),
+        (
+            "certificate",
+            &[(password, SCRAM_USER.1), system_cas][..],
+            "certificate verify failed",
+        ),
     ] {
         let mut monitor = Monitor::start_with(&cfg, name, env);
         let status = monitor.wait_exit(30 * SEC);
         let log = monitor.log_text();
         assert_eq!(status.code(), Some(2), "{log}");
         let last = log.lines().last().unwrap_or_default();
-        assert!(last.contains("cannot connect to the brokers") && last.contains(cause), "{name}: {log}");
+        assert!(
+            last.contains("cannot connect to the brokers") && last.contains(cause),
+            "{name}: {log}"
+        );
     }
 }

@@ -325,12 +325,33 @@ fn self_signed_keystore(dir: &Path) -> PathBuf {
     let tls = dir.join("tls");
     std::fs::create_dir(&tls).unwrap();
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "key.pem", "-out", "cert.pem"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
         .current_dir(&tls)
         .output()
         .expect("running openssl (Debian's openssl package)");
-    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let keystore = tls.join("keystore.pem");
     let pem = [tls.join("key.pem"), tls.join("cert.pem")].map(|p| std::fs::read_to_string(p).unwrap());
     std::fs::write(&keystore, pem.concat()).unwrap();
