@@ -202,7 +202,7 @@ impl Run {
         self.drain(None);
         let frontier = self.engine.frontier();
         if self.day_end.is_some_and(|end| frontier > self.review.day_of(end - 1).1) {
-            self.note_backlog(frontier);
+            self.note_backlog(frontier - 1);
         }
         for t in self.engine.tickets(0..self.engine.slots()) {
             for c in self.engine.cycles(t) {
@@ -319,4 +319,144 @@ pub fn run(current: Arc<Rules>, candidate: Option<Arc<Rules>>, opts: &Options) -
         reviews: runs.into_iter().map(|r| r.review).collect(),
         changes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    const CONFIG: &str = r#"
+[[policy]]
+name = "std"
+escalate_after = ["1h"]
+[policy.targets.first_response]
+normal = "1h"
+[policy.targets.resolution]
+normal = "1d"
+"#;
+
+    const H: i64 = 3_600_000;
+
+    /// A day and a half on a 24x7 calendar: A is answered in time and rated 5; B, a
+    /// complaint, is answered late and rated 2, then solved late; C arrives at night and is
+    /// never answered.
+    fn review(from: Option<&str>) -> Report {
+        let events = [
+            r#"{"type":"ticket.created","ticket_id":"A","occurred_at":"2026-11-24T09:00:00Z","priority":"normal","channel":"email"}"#,
+            r#"{"type":"ticket.created","ticket_id":"B","occurred_at":"2026-11-24T09:00:00Z","priority":"normal","channel":"chat","kind":"complaint","group":"billing"}"#,
+            r#"{"type":"reply.sent","ticket_id":"A","occurred_at":"2026-11-24T09:30:00Z","author":"agent","agent":"ana"}"#,
+            r#"{"type":"reply.sent","ticket_id":"B","occurred_at":"2026-11-24T11:30:00Z","author":"agent","agent":"bo"}"#,
+            r#"{"type":"satisfaction.rated","ticket_id":"A","occurred_at":"2026-11-24T12:00:00Z","score":5}"#,
+            r#"{"type":"satisfaction.rated","ticket_id":"B","occurred_at":"2026-11-24T13:00:00Z","score":2}"#,
+            r#"{"type":"ticket.created","ticket_id":"C","occurred_at":"2026-11-24T22:30:00Z","priority":"normal","channel":"email"}"#,
+            r#"{"type":"ticket.status_changed","ticket_id":"B","occurred_at":"2026-11-25T10:00:00Z","status":"solved"}"#,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        std::fs::write(&input, events.join("\n")).unwrap();
+        let rules = crate::config::from_toml(CONFIG).unwrap().rules;
+        let opts = Options {
+            input: Some(&input),
+            from: from.map(|t| parse_rfc3339(t).unwrap()),
+            until: parse_rfc3339("2026-11-25T12:00:00Z"),
+            time_zone: chrono_tz::UTC,
+            progress: false,
+        };
+        run(rules, None, &opts).unwrap()
+    }
+
+    #[test]
+    fn indicators_of_a_hand_made_history() {
+        let report = review(None);
+        let r = &report.reviews[0];
+        let all = r.overall();
+        let [fr, _, res] = &all.clocks;
+        assert_eq!(
+            (fr.fulfilled, fr.met, fr.breaches, fr.escalations.clone()),
+            (2, 1, 2, vec![2])
+        );
+        assert_eq!((res.fulfilled, res.met, res.breaches), (1, 0, 2));
+        // First responses took 30 min and 2 h 30 min: the median is the first.
+        let p50 = fr.times.quantile(0.5).unwrap();
+        assert!((p50 - H / 2).abs() <= H / 200, "{p50}");
+        assert_eq!((all.tickets, all.complaints), (3, 1));
+        let complaint = all.complaint_resolution.quantile(0.5).unwrap();
+        assert!((complaint - 25 * H).abs() <= 25 * H / 200, "{complaint}");
+        // CSAT 1 of 2; the met first response's rating was 5, the breached one's 2.
+        assert_eq!(
+            (all.ratings.count, all.ratings.satisfied, all.ratings.score_sum),
+            (2, 1, 7)
+        );
+        let [unknown, met, breached] = all.ratings_by_first_response;
+        assert_eq!((unknown.count, met.score_sum, breached.score_sum), (0, 5, 2));
+
+        // Day one ends with all three open and C's first response breached and running; the
+        // report's last day (up to 12:00) with A and C open, A's resolution breached.
+        let days: Vec<(String, Option<Backlog>)> = r.days.iter().map(|(d, day)| (d.to_string(), day.backlog)).collect();
+        let backlog = |open, running| {
+            Some(Backlog {
+                open,
+                breached_running: running,
+            })
+        };
+        assert_eq!(
+            days,
+            [
+                ("2026-11-24".into(), backlog(3, [1, 0, 0])),
+                ("2026-11-25".into(), backlog(2, [1, 0, 1]))
+            ]
+        );
+        assert_eq!(r.days.values().next().unwrap().tally.tickets, 3);
+
+        // Replies are credited to their agents with the responses they fulfilled.
+        let agent = |name: &str| {
+            let a = &r.agents[name];
+            (a.public_replies, a.responses[0].0, a.responses[0].1)
+        };
+        assert_eq!((agent("ana"), agent("bo")), ((1, 1, 1), (1, 1, 0)));
+
+        let list = |l: &[Overrun]| {
+            l.iter()
+                .map(|o| (o.ticket_id.clone(), o.clock, o.overrun_ms))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            list(&r.worst_breaches),
+            [
+                ("B".into(), Clock::FirstResponse, 3 * H / 2),
+                ("B".into(), Clock::Resolution, H)
+            ]
+        );
+        assert_eq!(
+            list(&r.open_overdue),
+            [
+                ("C".into(), Clock::FirstResponse, 25 * H / 2),
+                ("A".into(), Clock::Resolution, 3 * H)
+            ]
+        );
+
+        // By attribute: the complaint in chat, group billing; no group for the others.
+        assert_eq!(r.by[1]["chat"].complaints, 1);
+        assert_eq!((r.by[4]["billing"].tickets, r.by[4][""].tickets), (1, 2));
+        assert_eq!(r.by[0]["std"].tickets, 3);
+    }
+
+    #[test]
+    fn a_period_counts_only_its_own_events_but_runs_the_earlier_ones() {
+        let report = review(Some("2026-11-25T00:00:00Z"));
+        let all = report.reviews[0].overall();
+        // Day two: C's escalation, both resolution breaches, B's late resolution.
+        assert_eq!(all.tickets, 0);
+        assert_eq!(
+            (
+                all.clocks[0].fulfilled,
+                all.clocks[0].breaches,
+                all.clocks[0].escalations.clone()
+            ),
+            (0, 0, vec![1])
+        );
+        assert_eq!((all.clocks[2].fulfilled, all.clocks[2].breaches), (1, 2));
+        assert_eq!(report.reviews[0].days.len(), 1);
+    }
 }
