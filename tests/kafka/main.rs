@@ -867,7 +867,8 @@ fn records_on_another_partition_than_their_ticket_are_misrouted() {
     );
 }
 
-/// The README's first command, for a while: simulated traffic gives SLA events, and a healthy
+/// The README's first command, for a while: simulated traffic gives SLA events (breaches
+/// among them), and a healthy
 /// system logs no WARN or ERROR line but the one saying it runs on the demo broker, which
 /// `/readyz` says too; the human format has no colour codes on a file.
 #[test]
@@ -883,7 +884,12 @@ fn the_demo_logs_no_warning_or_error_while_healthy() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // At least 45 s, and until the first breach (an hour of simulated time is a minute).
     std::thread::sleep(45 * SEC);
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap().contains("sla.breached") && start.elapsed() < 90 * SEC {
+        std::thread::sleep(SEC);
+    }
     let text = std::fs::read_to_string(&log).unwrap();
     let address = text
         .lines()
