@@ -1,6 +1,6 @@
 //! Engine and replay benchmarks; results go to docs/PERFORMANCE.md.
 //!
-//! `cargo bench --bench engine [-- memory|engine|replay|calendar|hostile|config]` (default: all, memory first so
+//! `cargo bench --bench engine [-- memory|engine|replay|report|calendar|hostile|config]` (default: all, memory first so
 //! its RSS reading is not blurred by the others). Sizes: `SLAWATCH_BENCH_TICKETS` (default
 //! 1,000,000 tickets, about 10 million events). Input is the built-in simulator's realistic
 //! traffic at a large desk's rate, measured against `config/example.toml` (business-hours
@@ -98,6 +98,9 @@ fn main() {
     }
     if run("replay") {
         replay_end_to_end(tickets);
+    }
+    if run("report") {
+        report_vs_replay(tickets);
     }
     if run("calendar") {
         calendar();
@@ -374,18 +377,7 @@ fn engine_only(tickets: u64) {
 
 /// The same events as an NDJSON file: serde_json parsing alone versus `replay` end to end.
 fn replay_end_to_end(tickets: u64) {
-    let dir = std::env::temp_dir().join(format!("slawatch-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("events.ndjson");
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&input).unwrap());
-    let mut lines = 0u64;
-    for e in generate(&sim(tickets)) {
-        w.write_all(e.json.as_bytes()).unwrap();
-        w.write_all(b"\n").unwrap();
-        lines += 1;
-    }
-    w.flush().unwrap();
-    drop(w);
+    let (dir, input, lines) = events_file(tickets);
     let size = std::fs::metadata(&input).unwrap().len();
     println!("\n## replay: {lines} events, {:.0} MB of NDJSON", size as f64 / 1e6);
     // Output to a file on disk, and to /dev/null (the same work without the kernel's cost of
@@ -415,6 +407,71 @@ fn replay_end_to_end(tickets: u64) {
             rate(*secs)
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The simulated traffic of `tickets` tickets as an NDJSON file in a new directory: the
+/// directory, the file and its number of lines.
+fn events_file(tickets: u64) -> (PathBuf, PathBuf, u64) {
+    let dir = std::env::temp_dir().join(format!("slawatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("events.ndjson");
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&input).unwrap());
+    let mut lines = 0u64;
+    for e in generate(&sim(tickets)) {
+        w.write_all(e.json.as_bytes()).unwrap();
+        w.write_all(b"\n").unwrap();
+        lines += 1;
+    }
+    w.flush().unwrap();
+    (dir, input, lines)
+}
+
+/// `slawatch report` against `replay` on the same file, in the same run (best of two each),
+/// alone and with `--compare` (the same configuration twice: the work of two reviews), and
+/// the peak RSS of the `report` process.
+fn report_vs_replay(tickets: u64) {
+    let (dir, input, lines) = events_file(tickets);
+    println!("\n## report: {lines} events");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let review = |compare: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slawatch"));
+        cmd.args(["report", "--format", "json", "--output", "/dev/null", "--config"])
+            .arg(&config);
+        if compare {
+            cmd.arg("--compare").arg(&config);
+        }
+        let started = Instant::now();
+        let child = cmd.arg("--input").arg(&input).spawn().unwrap();
+        let rss = wait_peak_rss_mib(child);
+        (started.elapsed().as_secs_f64(), rss)
+    };
+    let (mut replayed, mut one, mut two) = (f64::MAX, (f64::MAX, 0.0), (f64::MAX, 0.0));
+    for _ in 0..2 {
+        replayed = replayed.min(replay(&input, Path::new("/dev/null")));
+        let best = |a: (f64, f64), b: (f64, f64)| if b.0 < a.0 { b } else { a };
+        one = best(one, review(false));
+        two = best(two, review(true));
+    }
+    let rate = |events: u64, secs: f64| events as f64 / secs / 1e6;
+    println!(
+        "replay to /dev/null:       {:.2} M events/s ({replayed:.2} s)",
+        rate(lines, replayed)
+    );
+    println!(
+        "report:                    {:.2} M events/s ({:.2} s): {:.0}% of replay, peak RSS {:.0} MiB",
+        rate(lines, one.0),
+        one.0,
+        replayed / one.0 * 100.0,
+        one.1
+    );
+    println!(
+        "report --compare:          {:.2} M events/s per configuration ({:.2} s): {:.0}% of two replays, peak RSS {:.0} MiB",
+        rate(lines, two.0),
+        two.0,
+        2.0 * replayed / two.0 * 100.0,
+        two.1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
