@@ -6,6 +6,7 @@
 #   when that version is there. It runs on the machine's Java 17.
 # - OpenSSL's headers and pkg-config (librdkafka is built with TLS) and the openssl tool (the
 #   tests' broker certificate): Debian's `libssl-dev`, `pkg-config` and `openssl`.
+# - Chromium (Debian's `chromium`), which the test of `report`'s HTML opens headless.
 # - Prometheus, promtool, Alertmanager and amtool: Debian's `prometheus` and
 #   `prometheus-alertmanager` packages (skipped when all four are there).
 # - The deploy checks' tools (scripts/check-deploy.sh), under ~/.cache/slawatch: a Python venv
@@ -35,6 +36,11 @@ if command -v prometheus >/dev/null && command -v promtool >/dev/null \
 else
     echo "setup: installing Debian's prometheus and prometheus-alertmanager packages"
     apt_install prometheus prometheus-alertmanager
+fi
+
+if ! command -v chromium >/dev/null; then
+    echo "setup: installing Debian's chromium (headless, for the HTML report's test)"
+    apt_install chromium
 fi
 
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then

@@ -135,6 +135,7 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ReportFormat {
+    Html,
     Json,
     Markdown,
 }
@@ -275,6 +276,7 @@ fn main() -> ExitCode {
             let text = match format {
                 ReportFormat::Json => report::render::to_json(&report, &files).to_string() + "\n",
                 ReportFormat::Markdown => report::render::to_markdown(&report, &files),
+                ReportFormat::Html => report::html::to_html(&report, &files),
             };
             match write_text(&output, &text) {
                 Ok(()) => ExitCode::SUCCESS,

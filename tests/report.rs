@@ -272,3 +272,99 @@ fn markdown_is_the_default_and_usage_errors_exit_as_replays_do() {
         (Some(2), Some(1), Some(1))
     );
 }
+
+/// Debian's `chromium`, installed by `scripts/setup.sh`; missing is a failure, not a skip.
+fn chromium() -> PathBuf {
+    let path = PathBuf::from(std::env::var_os("SLAWATCH_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
+    assert!(
+        path.exists(),
+        "{} is not installed (run scripts/setup.sh)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_html_report_renders_offline_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = std::fs::read_to_string(repo("config/example.toml")).unwrap();
+    let candidate = dir.path().join("candidate.toml");
+    std::fs::write(
+        &candidate,
+        current.replace("normal = \"4h\"\nlow = \"8h\"", "normal = \"1h\"\nlow = \"2h\""),
+    )
+    .unwrap();
+    let page = dir.path().join("review.html");
+    let args = [
+        "--compare",
+        candidate.to_str().unwrap(),
+        "--format",
+        "html",
+        "--output",
+        page.to_str().unwrap(),
+    ];
+    let mut all = vec![
+        "report",
+        "--config",
+        "config/example.toml",
+        "--input",
+        "examples/events.ndjson",
+    ];
+    all.extend(args);
+    stdout(&slawatch(&all));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains(" src=") && !html.contains(" href=") && !html.contains("url("),
+        "nothing loaded from elsewhere"
+    );
+
+    let shot = dir.path().join("review.png");
+    let url = format!("file://{}", page.display());
+    let browse = |extra: &[&str]| {
+        let out = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg("--window-size=1200,2400")
+            .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let loaded = browse(&["--dump-dom"]);
+    let console: Vec<String> = String::from_utf8_lossy(&loaded.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(String::from)
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let dom = String::from_utf8(loaded.stdout).unwrap();
+    // Six charts (the what-if's included), each with axes, text and drawn data.
+    let figures: Vec<&str> = dom
+        .split("<figure>")
+        .skip(1)
+        .map(|f| f.split("</figure>").next().unwrap())
+        .collect();
+    assert_eq!(figures.len(), 6, "{dom}");
+    for (i, f) in figures.iter().enumerate() {
+        assert!(f.contains("<svg") && f.contains("<text"), "figure {i}");
+        let marks = f.matches("<polyline").count() + f.matches("<rect").count() + f.matches("<circle").count();
+        assert!(marks > 10, "figure {i} has {marks} marks");
+    }
+    assert_eq!(dom.matches("<table>").count(), 13, "every table of the Markdown report");
+    browse(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 50_000,
+        "a screenshot with content: {} bytes",
+        png.len()
+    );
+}

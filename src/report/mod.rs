@@ -1,11 +1,12 @@
 //! `slawatch report`: the service-standard review. Recorded events run through exactly the
 //! engine `replay` runs, once per configuration (the current one and, with `--compare`, a
 //! candidate, both fed each decoded event in turn); what they emit and the input they applied
-//! are counted per local day and by attribute ([`tally`]) and written as JSON, Markdown or
-//! HTML ([`render`]).
+//! are counted per local day and by attribute ([`tally`]) and written as JSON or Markdown
+//! ([`render`]) or HTML ([`html`]).
 //!
 //! Memory is that of the engines plus the tallies: the input streams through in batches.
 
+pub mod html;
 pub mod render;
 pub mod tally;
 

@@ -261,14 +261,24 @@ fn mean(r: &Ratings) -> String {
     ratio(r.score_sum, r.count).map_or_else(|| "–".into(), |m| format!("{m:.2}"))
 }
 
-/// Writes a Markdown table: a header row and the rows.
-fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
-    let _ = writeln!(out, "| {} |", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
-    for row in rows {
-        let _ = writeln!(out, "| {} |", row.join(" | "));
+/// A table of the review, as every format writes it.
+pub struct Table {
+    pub title: String,
+    /// A sentence before the table.
+    pub note: Option<String>,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(title: impl Into<String>, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Table {
+        Table {
+            title: title.into(),
+            note: None,
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: rows.into_iter().collect(),
+        }
     }
-    out.push('\n');
 }
 
 /// The headline numbers of one tally per clock.
@@ -322,29 +332,30 @@ const SUMMARY_HEADER: [&str; 8] = [
     "CSAT",
 ];
 
-/// The report as Markdown.
-pub fn to_markdown(report: &Report, files: &[&str]) -> String {
-    let mut out = String::new();
-    let overall: Vec<Tally> = report.reviews.iter().map(Review::overall).collect();
-    let _ = writeln!(out, "# Service-standard review\n");
+/// The line under the title: input, period, time zone, configurations.
+pub fn intro(report: &Report, files: &[&str]) -> String {
     let span = report.span.map_or_else(
         || "no events".to_string(),
         |(a, b)| format!("events from {} to {}", Rfc3339(a), Rfc3339(b)),
     );
-    let _ = writeln!(
-        out,
-        "Input `{}` ({} lines, {span}), days in {}. Configuration: {}.\n",
+    format!(
+        "Input {} ({} lines, {span}), days in {}. Configuration: {}.",
         report.input,
         report.lines,
         report.reviews[0].time_zone().name(),
         NAMES
             .iter()
             .zip(files)
-            .map(|(n, f)| format!("{n} `{f}`"))
+            .map(|(n, f)| format!("{n} {f}"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    let _ = writeln!(out, "## Execution of the standard\n");
+    )
+}
+
+/// The tables of the review, in order.
+pub fn tables(report: &Report) -> Vec<Table> {
+    let overall: Vec<Tally> = report.reviews.iter().map(Review::overall).collect();
+    let mut out = Vec::new();
     let header = [
         "configuration",
         "clock",
@@ -356,37 +367,33 @@ pub fn to_markdown(report: &Report, files: &[&str]) -> String {
         "p90",
         "p99",
     ];
-    table(
-        &mut out,
+    out.push(Table::new(
+        "Execution of the standard",
         &header,
         NAMES.iter().zip(&overall).flat_map(|(n, t)| clock_rows(n, t)),
-    );
-    if let (Some(c), [_, _]) = (&report.changes, &overall[..]) {
-        let _ = writeln!(out, "## What-if\n");
-        let _ = writeln!(
-            out,
-            "{} cycles change outcome under the candidate: {} met → breached, {} breached → met.\n",
+    ));
+    if let Some(c) = &report.changes {
+        let rows = c.sample.iter().map(|ch| {
+            vec![
+                ch.ticket_id.to_string(),
+                ch.clock.as_str().into(),
+                ch.cycle.to_string(),
+                ch.current.as_str().into(),
+            ]
+        });
+        let mut t = Table::new("What-if", &["ticket", "clock", "cycle", "current outcome"], rows);
+        t.note = Some(format!(
+            "{} cycles change outcome under the candidate: {} met → breached, {} breached → met.",
             c.met_to_breached + c.breached_to_met,
             c.met_to_breached,
             c.breached_to_met
-        );
-        if !c.sample.is_empty() {
-            let rows = c.sample.iter().map(|ch| {
-                vec![
-                    ch.ticket_id.to_string(),
-                    ch.clock.as_str().into(),
-                    ch.cycle.to_string(),
-                    ch.current.as_str().into(),
-                ]
-            });
-            table(&mut out, &["ticket", "clock", "cycle", "current outcome"], rows);
-        }
+        ));
+        out.push(t);
     }
     let t = &overall[0];
-    let _ = writeln!(out, "## Complaints and satisfaction\n");
     let by = &t.ratings_by_first_response;
-    table(
-        &mut out,
+    out.push(Table::new(
+        "Complaints and satisfaction",
         &[
             "tickets",
             "complaints",
@@ -409,15 +416,17 @@ pub fn to_markdown(report: &Report, files: &[&str]) -> String {
             percent(by[1].satisfied, by[1].count),
             percent(by[2].satisfied, by[2].count),
         ]],
-    );
+    ));
     let current = &report.reviews[0];
     for (dim, values) in DIMENSIONS.iter().zip(&current.by) {
-        let _ = writeln!(out, "## By {dim}\n");
         let mut header = SUMMARY_HEADER;
         header[0] = dim;
-        table(&mut out, &header, values.iter().map(|(v, t)| summary_row(v, t)));
+        out.push(Table::new(
+            format!("By {dim}"),
+            &header,
+            values.iter().map(|(v, t)| summary_row(v, t)),
+        ));
     }
-    let _ = writeln!(out, "## Daily\n");
     let rows = current.days.iter().map(|(date, day)| {
         let mut row = summary_row(&date.to_string(), &day.tally);
         let backlog = day.backlog.unwrap_or_default();
@@ -428,9 +437,18 @@ pub fn to_markdown(report: &Report, files: &[&str]) -> String {
     let mut header = SUMMARY_HEADER.to_vec();
     header[0] = "date";
     header.extend(["open at end", "breached running at end"]);
-    table(&mut out, &header, rows);
+    out.push(Table::new("Daily", &header, rows));
+    let weeks = weeks(&current.days);
+    if weeks.len() > 1 {
+        let mut header = SUMMARY_HEADER;
+        header[0] = "week";
+        out.push(Table::new(
+            "Weekly",
+            &header,
+            weeks.iter().map(|(w, t)| summary_row(w, t)),
+        ));
+    }
     if !current.agents.is_empty() {
-        let _ = writeln!(out, "## Agents\n");
         let rows = current.agents.iter().map(|(name, a)| {
             let (n, met, h) = &a.responses[0];
             let (n2, met2, h2) = &a.responses[1];
@@ -443,24 +461,20 @@ pub fn to_markdown(report: &Report, files: &[&str]) -> String {
                 duration(h2.quantile(0.5)),
             ]
         });
-        table(
-            &mut out,
-            &[
-                "agent",
-                "public replies",
-                "first responses (met)",
-                "p50",
-                "next responses (met)",
-                "p50",
-            ],
-            rows,
-        );
+        let header = [
+            "agent",
+            "public replies",
+            "first responses (met)",
+            "p50",
+            "next responses (met)",
+            "p50",
+        ];
+        out.push(Table::new("Agents", &header, rows));
     }
     for (title, list) in [
         ("Longest breaches", &current.worst_breaches),
         ("Longest overdue, still open", &current.open_overdue),
     ] {
-        let _ = writeln!(out, "## {title}\n");
         let rows = list.iter().map(|o| {
             vec![
                 o.ticket_id.clone(),
@@ -470,11 +484,35 @@ pub fn to_markdown(report: &Report, files: &[&str]) -> String {
                 human_duration(o.overrun_ms),
             ]
         });
-        table(
-            &mut out,
+        out.push(Table::new(
+            title,
             &["ticket", "clock", "cycle", "policy", "past target (business time)"],
             rows,
-        );
+        ));
+    }
+    out
+}
+
+/// The report as Markdown.
+pub fn to_markdown(report: &Report, files: &[&str]) -> String {
+    let mut out = format!("# Service-standard review\n\n{}\n\n", intro(report, files));
+    // Input strings (ids, names) may hold the cell separator.
+    let cell = |c: &String| c.replace('|', "\\|");
+    for t in tables(report) {
+        let _ = writeln!(out, "## {}\n", t.title);
+        if let Some(note) = &t.note {
+            let _ = writeln!(out, "{note}\n");
+        }
+        if t.rows.is_empty() {
+            out.push_str("(none)\n\n");
+            continue;
+        }
+        let _ = writeln!(out, "| {} |", t.header.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(t.header.len()));
+        for row in &t.rows {
+            let _ = writeln!(out, "| {} |", row.iter().map(cell).collect::<Vec<_>>().join(" | "));
+        }
+        out.push('\n');
     }
     out
 }

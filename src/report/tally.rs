@@ -55,11 +55,22 @@ impl Histogram {
             seen += n;
             seen >= rank
         })?;
-        Some(if bucket < EXACT as u32 {
-            i64::from(bucket)
-        } else {
-            (EXACT as f64 * ((f64::from(bucket - EXACT as u32) + 0.5) * STEP).exp()).round() as i64
-        })
+        Some(middle(bucket))
+    }
+
+    /// Each bucket's middle value and count, smallest first.
+    pub fn for_each(&self, mut f: impl FnMut(i64, u64)) {
+        for (&bucket, &n) in &self.buckets {
+            f(middle(bucket), n);
+        }
+    }
+}
+
+fn middle(bucket: u32) -> i64 {
+    if bucket < EXACT as u32 {
+        i64::from(bucket)
+    } else {
+        (EXACT as f64 * ((f64::from(bucket - EXACT as u32) + 0.5) * STEP).exp()).round() as i64
     }
 }
 
