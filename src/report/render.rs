@@ -390,10 +390,19 @@ pub fn tables(report: &Report) -> Vec<Table> {
         ));
         out.push(t);
     }
-    let t = &overall[0];
+    let compared = report.reviews.len() > 1;
+    for ((name, r), t) in NAMES.iter().zip(&report.reviews).zip(&overall) {
+        let suffix = if compared { format!(" ({name})") } else { String::new() };
+        review_tables(&mut out, r, t, &suffix);
+    }
+    out
+}
+
+/// The tables of one configuration's review; `suffix` goes after each title.
+fn review_tables(out: &mut Vec<Table>, r: &Review, t: &Tally, suffix: &str) {
     let by = &t.ratings_by_first_response;
     out.push(Table::new(
-        "Complaints and satisfaction",
+        format!("Complaints and satisfaction{suffix}"),
         &[
             "tickets",
             "complaints",
@@ -417,17 +426,16 @@ pub fn tables(report: &Report) -> Vec<Table> {
             percent(by[2].satisfied, by[2].count),
         ]],
     ));
-    let current = &report.reviews[0];
-    for (dim, values) in DIMENSIONS.iter().zip(&current.by) {
+    for (dim, values) in DIMENSIONS.iter().zip(&r.by) {
         let mut header = SUMMARY_HEADER;
         header[0] = dim;
         out.push(Table::new(
-            format!("By {dim}"),
+            format!("By {dim}{suffix}"),
             &header,
             values.iter().map(|(v, t)| summary_row(v, t)),
         ));
     }
-    let rows = current.days.iter().map(|(date, day)| {
+    let rows = r.days.iter().map(|(date, day)| {
         let mut row = summary_row(&date.to_string(), &day.tally);
         let backlog = day.backlog.unwrap_or_default();
         row.push(backlog.open.to_string());
@@ -437,19 +445,19 @@ pub fn tables(report: &Report) -> Vec<Table> {
     let mut header = SUMMARY_HEADER.to_vec();
     header[0] = "date";
     header.extend(["open at end", "breached running at end"]);
-    out.push(Table::new("Daily", &header, rows));
-    let weeks = weeks(&current.days);
+    out.push(Table::new(format!("Daily{suffix}"), &header, rows));
+    let weeks = weeks(&r.days);
     if weeks.len() > 1 {
         let mut header = SUMMARY_HEADER;
         header[0] = "week";
         out.push(Table::new(
-            "Weekly",
+            format!("Weekly{suffix}"),
             &header,
             weeks.iter().map(|(w, t)| summary_row(w, t)),
         ));
     }
-    if !current.agents.is_empty() {
-        let rows = current.agents.iter().map(|(name, a)| {
+    if !r.agents.is_empty() {
+        let rows = r.agents.iter().map(|(name, a)| {
             let (n, met, h) = &a.responses[0];
             let (n2, met2, h2) = &a.responses[1];
             vec![
@@ -469,11 +477,11 @@ pub fn tables(report: &Report) -> Vec<Table> {
             "next responses (met)",
             "p50",
         ];
-        out.push(Table::new("Agents", &header, rows));
+        out.push(Table::new(format!("Agents{suffix}"), &header, rows));
     }
     for (title, list) in [
-        ("Longest breaches", &current.worst_breaches),
-        ("Longest overdue, still open", &current.open_overdue),
+        ("Longest breaches", &r.worst_breaches),
+        ("Longest overdue, still open", &r.open_overdue),
     ] {
         let rows = list.iter().map(|o| {
             vec![
@@ -485,12 +493,11 @@ pub fn tables(report: &Report) -> Vec<Table> {
             ]
         });
         out.push(Table::new(
-            title,
+            format!("{title}{suffix}"),
             &["ticket", "clock", "cycle", "policy", "past target (business time)"],
             rows,
         ));
     }
-    out
 }
 
 /// The report as Markdown.
