@@ -27,6 +27,16 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The series' names, in a box in the upper right corner.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(chart: &mut ChartContext<'a, DB, CT>) {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .expect("in memory");
+}
+
 /// A line of the daily charts: label, a value per day (`None`: nothing that day), colour
 /// index, and whether it is dashed (the candidate's).
 type Line = (String, Vec<Option<f64>>, usize, bool);
@@ -72,12 +82,7 @@ fn lines(title: &str, days: &[String], series: &[Line], y_max: f64) -> String {
                 .draw_series(points.iter().map(|&p| Circle::new(p, 2, colour.filled())))
                 .expect("in memory");
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .expect("in memory");
+        legend(&mut chart);
         root.present().expect("in memory");
     }
     svg
@@ -130,12 +135,7 @@ fn bars(title: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> St
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
         }
         if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .expect("in memory");
+            legend(&mut chart);
         }
         root.present().expect("in memory");
     }
@@ -162,7 +162,7 @@ fn distribution(h: &Histogram) -> Vec<f64> {
     counts.iter().map(|&n| 100.0 * n as f64 / total).collect()
 }
 
-fn ratio(part: u64, whole: u64) -> Option<f64> {
+fn percent_of(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| 100.0 * part as f64 / whole as f64)
 }
 
@@ -178,7 +178,7 @@ fn charts(report: &Report) -> Vec<String> {
             let values = review
                 .days
                 .values()
-                .map(|d| ratio(d.tally.clocks[k].met, d.tally.clocks[k].fulfilled))
+                .map(|d| percent_of(d.tally.clocks[k].met, d.tally.clocks[k].fulfilled))
                 .collect();
             let label = if report.reviews.len() > 1 {
                 format!("{} ({name})", clock.as_str())
@@ -219,12 +219,12 @@ fn charts(report: &Report) -> Vec<String> {
     let complaints = current
         .days
         .values()
-        .map(|d| ratio(d.tally.complaints, d.tally.tickets))
+        .map(|d| percent_of(d.tally.complaints, d.tally.tickets))
         .collect();
     let csat = current
         .days
         .values()
-        .map(|d| ratio(d.tally.ratings.satisfied, d.tally.ratings.count))
+        .map(|d| percent_of(d.tally.ratings.satisfied, d.tally.ratings.count))
         .collect();
     out.push(lines(
         "Complaint rate and CSAT per day (%)",
@@ -241,7 +241,7 @@ fn charts(report: &Report) -> Vec<String> {
             r.overall()
                 .clocks
                 .iter()
-                .map(|c| ratio(c.met, c.fulfilled).unwrap_or(0.0))
+                .map(|c| percent_of(c.met, c.fulfilled).unwrap_or(0.0))
                 .collect()
         };
         out.push(bars(
@@ -283,7 +283,7 @@ pub fn to_html(report: &Report, files: &[&str]) -> String {
         out.push_str("<section class=\"cards\">");
         let t = review.overall();
         for (clock, c) in Clock::ALL.iter().zip(&t.clocks) {
-            let rate = ratio(c.met, c.fulfilled).map_or_else(|| "–".into(), |r| format!("{r:.1}%"));
+            let rate = percent_of(c.met, c.fulfilled).map_or_else(|| "–".into(), |r| format!("{r:.1}%"));
             let _ = write!(
                 out,
                 "<div class=\"card\">{name}: {} met<b>{rate}</b>{} breaches</div>",
@@ -291,8 +291,8 @@ pub fn to_html(report: &Report, files: &[&str]) -> String {
                 c.breaches
             );
         }
-        let csat = ratio(t.ratings.satisfied, t.ratings.count).map_or_else(|| "–".into(), |r| format!("{r:.1}%"));
-        let complaints = ratio(t.complaints, t.tickets).map_or_else(|| "–".into(), |r| format!("{r:.1}%"));
+        let csat = percent_of(t.ratings.satisfied, t.ratings.count).map_or_else(|| "–".into(), |r| format!("{r:.1}%"));
+        let complaints = percent_of(t.complaints, t.tickets).map_or_else(|| "–".into(), |r| format!("{r:.1}%"));
         let _ = write!(
             out,
             "<div class=\"card\">{name}: CSAT<b>{csat}</b>{} ratings</div>",
