@@ -1,5 +1,6 @@
 //! The `slawatch` command: CLI → tracing → config → command → exit code.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -329,31 +330,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn write_text(output: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if output.as_os_str() == "-" {
-        if STDOUT_CLOSED.load(Ordering::Relaxed) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "standard output is closed",
-            ));
-        }
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()
-    } else {
-        std::fs::write(output, text)
+/// Standard output for `-` (an error if it was closed), else the file, created.
+fn open_output(output: &std::path::Path) -> std::io::Result<Box<dyn std::io::Write>> {
+    if output.as_os_str() != "-" {
+        return Ok(Box::new(std::fs::File::create(output)?));
     }
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "standard output is closed",
+        ));
+    }
+    Ok(Box::new(std::io::stdout().lock()))
+}
+
+fn write_text(output: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut out = open_output(output)?;
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 fn write_simulation(cfg: &slawatch::sim::SimConfig, output: &std::path::Path) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out: Box<dyn Write> = if output.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
-    } else {
-        Box::new(std::fs::File::create(output)?)
-    };
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut out);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, open_output(output)?);
     for ev in slawatch::sim::generate(cfg) {
         out.write_all(ev.json.as_bytes())?;
         out.write_all(b"\n")?;

@@ -30,18 +30,28 @@ fn replay(config: &str) -> Vec<Value> {
     stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// `report` of `input` under the example configuration, with `extra` arguments.
+fn review(input: &str, extra: &[&str]) -> Output {
+    let mut all = vec!["report", "--config", "config/example.toml", "--input", input];
+    all.extend(extra);
+    slawatch(&all)
+}
+
+/// The example day's report as JSON.
 fn report(args: &[&str]) -> Value {
-    let mut all = vec![
-        "report",
-        "--config",
-        "config/example.toml",
-        "--input",
-        "examples/events.ndjson",
-        "--format",
-        "json",
-    ];
+    let mut all = vec!["--format", "json"];
     all.extend(args);
-    serde_json::from_str(&stdout(&slawatch(&all))).unwrap()
+    serde_json::from_str(&stdout(&review("examples/events.ndjson", &all))).unwrap()
+}
+
+/// The example configuration with tighter first-response targets, in `dir`.
+fn tighter_candidate(dir: &Path) -> PathBuf {
+    let current = std::fs::read_to_string(repo("config/example.toml")).unwrap();
+    let tighter = current.replace("normal = \"4h\"\nlow = \"8h\"", "normal = \"1h\"\nlow = \"2h\"");
+    assert_ne!(tighter, current);
+    let candidate = dir.join("candidate.toml");
+    std::fs::write(&candidate, tighter).unwrap();
+    candidate
 }
 
 #[test]
@@ -138,11 +148,7 @@ fn outcomes(sla: &[Value]) -> BTreeMap<(String, String, u64), String> {
 #[test]
 fn a_tighter_candidate_breaches_more_and_lists_exactly_the_changed_cycles() {
     let dir = tempfile::tempdir().unwrap();
-    let current = std::fs::read_to_string(repo("config/example.toml")).unwrap();
-    let tighter = current.replace("normal = \"4h\"\nlow = \"8h\"", "normal = \"1h\"\nlow = \"2h\"");
-    assert_ne!(tighter, current);
-    let candidate = dir.path().join("candidate.toml");
-    std::fs::write(&candidate, tighter).unwrap();
+    let candidate = tighter_candidate(dir.path());
     let candidate = candidate.to_str().unwrap();
 
     let report = report(&["--compare", candidate]);
@@ -205,13 +211,7 @@ fn a_period_counts_only_what_happens_in_it() {
 
 #[test]
 fn markdown_is_the_default_and_usage_errors_exit_as_replays_do() {
-    let md = stdout(&slawatch(&[
-        "report",
-        "--config",
-        "config/example.toml",
-        "--input",
-        "examples/events.ndjson",
-    ]));
+    let md = stdout(&review("examples/events.ndjson", &[]));
     for section in [
         "# Service-standard review",
         "## Execution of the standard",
@@ -225,42 +225,20 @@ fn markdown_is_the_default_and_usage_errors_exit_as_replays_do() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[policy]]\nname = \"x\"\nwarn_at = [2]\n").unwrap();
-    let out = slawatch(&[
-        "report",
-        "--config",
-        "config/example.toml",
-        "--compare",
-        bad.to_str().unwrap(),
-        "--input",
-        "examples/events.ndjson",
-    ]);
+    let out = review("examples/events.ndjson", &["--compare", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("policy[0].warn_at"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = slawatch(&[
-        "report",
-        "--config",
-        "config/example.toml",
-        "--input",
-        "/nonexistent/events.ndjson",
-    ]);
+    let out = review("/nonexistent/events.ndjson", &[]);
     assert_eq!(out.status.code(), Some(1));
 
     // Bad lines are dead letters, counted, never fatal.
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, "{oops\n{\"type\":\"satisfaction.rated\",\"ticket_id\":\"X\",\"occurred_at\":\"2026-11-24T10:00:00Z\",\"score\":9}\n").unwrap();
-    let out = slawatch(&[
-        "report",
-        "--config",
-        "config/example.toml",
-        "--input",
-        input.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let out = review(input.to_str().unwrap(), &["--format", "json"]);
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let dead = &v["configurations"][0]["dead_letters"];
     assert_eq!(
@@ -287,13 +265,7 @@ fn chromium() -> PathBuf {
 #[test]
 fn the_html_report_renders_offline_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let current = std::fs::read_to_string(repo("config/example.toml")).unwrap();
-    let candidate = dir.path().join("candidate.toml");
-    std::fs::write(
-        &candidate,
-        current.replace("normal = \"4h\"\nlow = \"8h\"", "normal = \"1h\"\nlow = \"2h\""),
-    )
-    .unwrap();
+    let candidate = tighter_candidate(dir.path());
     let page = dir.path().join("review.html");
     let args = [
         "--compare",
@@ -303,15 +275,7 @@ fn the_html_report_renders_offline_in_headless_chromium() {
         "--output",
         page.to_str().unwrap(),
     ];
-    let mut all = vec![
-        "report",
-        "--config",
-        "config/example.toml",
-        "--input",
-        "examples/events.ndjson",
-    ];
-    all.extend(args);
-    stdout(&slawatch(&all));
+    stdout(&review("examples/events.ndjson", &args));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(
         !html.contains(" src=") && !html.contains(" href=") && !html.contains("url("),
@@ -359,15 +323,9 @@ fn the_html_report_renders_offline_in_headless_chromium() {
         let marks = f.matches("<polyline").count() + f.matches("<rect").count() + f.matches("<circle").count();
         assert!(marks > 10, "figure {i} has {marks} marks");
     }
-    let mut md = vec![
-        "report",
-        "--config",
-        "config/example.toml",
-        "--input",
-        "examples/events.ndjson",
-    ];
-    md.extend(&args[..2]);
-    let tables = stdout(&slawatch(&md)).matches("\n## ").count();
+    let tables = stdout(&review("examples/events.ndjson", &args[..2]))
+        .matches("\n## ")
+        .count();
     assert!(tables > 20, "both configurations' tables ({tables})");
     assert_eq!(
         dom.matches("<table>").count(),

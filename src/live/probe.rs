@@ -93,14 +93,13 @@ pub fn partition_counts_at_start(config: &ClientConfig, topics: &[String]) -> Re
         .create_with_context(Startup::default())
         .map_err(super::LiveError::Client)?;
     partition_counts(&client, topics).map_err(|e| {
-        if matches!(e, TopologyError::Metadata(_)) {
-            // Serves the error events that came with the failure.
-            let _ = client.poll(Duration::from_millis(200));
+        if !matches!(e, TopologyError::Metadata(_)) {
+            return e.into();
         }
-        match client.context().0.lock().expect("startup lock").take() {
-            Some(reason) if matches!(e, TopologyError::Metadata(_)) => TopologyError::Security(reason).into(),
-            _ => e.into(),
-        }
+        // Serves the error events that came with the failure.
+        let _ = client.poll(Duration::from_millis(200));
+        let reason = client.context().0.lock().expect("startup lock").take();
+        reason.map_or(e, TopologyError::Security).into()
     })
 }
 
